@@ -1,0 +1,205 @@
+"""What every provider promises: one request shape, one response shape, one error type.
+
+A provider turns a :class:`ChatRequest` into a :class:`ChatResponse` or raises
+``ProviderError`` (see ``failures.py``): callers never see httpx, aiohttp or
+JSON errors. The shared, protocol-independent parts live here: the deadline
+arithmetic, cost in micro-dollars, and the helpers providers use to read an
+error body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar, Protocol
+
+import httpx
+import orjson
+
+from swarmstream.agents.models.catalog import ModelSpec
+from swarmstream.agents.models.failures import FailureClass, ProviderError
+from swarmstream.agents.models.http import RawResponse, post_json
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One single-turn question to one model.
+
+    ``deadline_ms`` (ms since epoch) is the task's deadline: the call is cut off
+    there even if the model's own ``timeout_s`` would allow more, because an
+    answer after the deadline is thrown away anyway.
+    """
+
+    prompt: str
+    system: str | None = None
+    max_tokens: int = 256
+    temperature: float | None = None
+    deadline_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """A model's answer, normalised across protocols.
+
+    ``finish_reason`` uses OpenAI's words ("stop", "length", "tool_calls"; others
+    pass through), ``cost_micros`` is integer micro-dollars, ``confidence`` is in
+    [0, 1] when the provider reports token log-probabilities, else None.
+    """
+
+    text: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    latency_ms: int
+    upstream_model: str
+    confidence: float | None = None
+
+
+class Provider(Protocol):
+    """One model behind one protocol. ``complete`` raises ProviderError on every failure."""
+
+    spec: ModelSpec
+
+    async def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+
+Clock = Callable[[], int]
+"""Returns ms since epoch; injected so deadline tests need no sleeping."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def call_budget_s(spec: ModelSpec, deadline_ms: int | None, now: int) -> float:
+    """Seconds this call may take: ``min(spec.timeout_s, deadline - now)``.
+
+    Raises TIMEOUT when the deadline has already passed, so a stale request costs
+    no money and no connection.
+    """
+    if deadline_ms is None:
+        return spec.timeout_s
+    left_ms = deadline_ms - now
+    if left_ms <= 0:
+        raise ProviderError(FailureClass.TIMEOUT, f"deadline passed {-left_ms} ms before the call")
+    return min(spec.timeout_s, left_ms / 1000)
+
+
+def cost_micros(spec: ModelSpec, input_tokens: int, output_tokens: int) -> int:
+    """Cost in integer micro-dollars, rounded half up (0.5 -> 1) once, on the total.
+
+    1 USD per million tokens is exactly 1 micro-dollar per token, so the cost is
+    ``input_tokens * input_usd_per_mtok + output_tokens * output_usd_per_mtok`` micros.
+
+    Computed in Decimal from the prices' decimal text, so 0.15 USD/Mtok x 10 tokens
+    is exactly 1.5 -> 2, with no binary-float drift (0.15 is 0.1499999... as a float).
+    Rounding the total, not each side, keeps a sum of costs within 1 micro of the truth.
+    """
+    total = Decimal(str(spec.input_usd_per_mtok)) * input_tokens + Decimal(str(spec.output_usd_per_mtok)) * output_tokens
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def decode_json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one (HTML error pages, truncation)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def body_excerpt(body: bytes, limit: int = 200) -> str:
+    """The start of a body for an error message, when it has no structured error to quote."""
+    text = body[:limit].decode("utf-8", errors="replace").strip()
+    return text or "(empty body)"
+
+
+def malformed_response(reason: str, secrets: tuple[str, ...] = ()) -> ProviderError:
+    """A 2xx whose body breaks the protocol: an upstream fault, so SERVER_ERROR (retryable)."""
+    return ProviderError(FailureClass.SERVER_ERROR, f"malformed response: {reason}", secrets=secrets)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a protocol's success body says, before timing and cost are added."""
+
+    text: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    upstream_model: str
+    confidence: float | None = None
+
+
+class HttpProvider:
+    """The call skeleton every HTTP protocol shares: deadline, one POST, timing, cost.
+
+    A protocol subclass supplies the pure parts: ``path``, ``headers``,
+    ``build_body``, ``parse_success`` and ``parse_error``. The key is held only to
+    build headers and to redact it from messages; it is never logged.
+    """
+
+    path: ClassVar[str]
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str | None = None,
+        clock: Clock = now_ms,
+    ) -> None:
+        self.spec = spec
+        self._client = client
+        self._api_key = api_key
+        self._secrets: tuple[str, ...] = (api_key,) if api_key else ()
+        self._clock = clock
+
+    def __repr__(self) -> str:  # the default would be harmless, but say explicitly what is shown
+        return f"{type(self).__name__}(model={self.spec.id!r}, endpoint={self.spec.endpoint!r})"
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Ask the model once; ProviderError on any failure (see failures.py), never a retry."""
+        budget_s = call_budget_s(self.spec, request.deadline_ms, self._clock())
+        started_ns = time.perf_counter_ns()
+        raw = await post_json(
+            self._client,
+            self.path,
+            body=self.build_body(request),
+            headers=self.headers(),
+            timeout_s=budget_s,
+            secrets=self._secrets,
+        )
+        latency_ms = (time.perf_counter_ns() - started_ns) // 1_000_000
+        if not 200 <= raw.status_code < 300:
+            raise self.parse_error(raw, self._clock())
+        try:
+            completion = self.parse_success(raw.body)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise malformed_response(f"{type(exc).__name__}: {exc}", self._secrets) from None
+        return ChatResponse(
+            text=completion.text,
+            finish_reason=completion.finish_reason,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cost_micros=cost_micros(self.spec, completion.input_tokens, completion.output_tokens),
+            latency_ms=latency_ms,
+            upstream_model=completion.upstream_model or self.spec.upstream,
+            confidence=completion.confidence,
+        )
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def build_body(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_success(self, body: bytes) -> Completion:
+        """Raise ProviderError for a refusal; KeyError/TypeError/... for a malformed body."""
+        raise NotImplementedError
+
+    def parse_error(self, raw: RawResponse, now: int) -> ProviderError:
+        raise NotImplementedError

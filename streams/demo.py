@@ -1,0 +1,122 @@
+"""``swarmstream demo``: a batch of labelled tasks through the whole stack, and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks
+from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
+from swarmstream.streams.runtime import running_stack, unique_settings
+from swarmstream.streams.settings import Settings
+
+MODES = ("consensus",)
+
+
+def to_request(item: LabelledTask, *, mode: str, models: Sequence[str] = (), timeout_ms: int = 30_000) -> TaskRequest:
+    return TaskRequest(
+        task_id=f"{item.task_id}-{now_ms()}",
+        prompt=item.prompt,
+        answer_type=item.answer_type,
+        labels=list(item.labels),
+        category=item.category,
+        mode=mode,  # type: ignore[arg-type]
+        models=list(models),
+        timeout_ms=timeout_ms,
+    )
+
+
+def summarise(items: dict[str, LabelledTask], results: dict[str, TaskResult], models: Sequence[str]) -> dict[str, object]:
+    n = len(items)
+    correct = sum(1 for tid, r in results.items() if r.answer is not None and r.answer == items[tid].answer)
+    per_model: dict[str, float] = {}
+    for model in models:
+        right = sum(
+            1
+            for tid, r in results.items()
+            for v in r.votes
+            if v.model_id == model and v.answer == items[tid].answer
+        )
+        per_model[model] = round(right / n, 4) if n else 0.0
+    latencies = np.array([r.completed_ms - r.created_ms for r in results.values()] or [0])
+    statuses: dict[str, int] = {}
+    for r in results.values():
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    accuracy = round(correct / n, 4) if n else 0.0
+    return {
+        "tasks": n,
+        "results": len(results),
+        "accuracy": accuracy,
+        "consensus_accuracy": accuracy,
+        "model_accuracy": per_model,
+        "latency_ms": {p: float(np.percentile(latencies, q)) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+        "cost_usd": round(sum(r.cost_micros for r in results.values()) / 1e6, 6),
+        "statuses": statuses,
+    }
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def show(self, done: int) -> None:
+        if self.enabled:
+            width = 30
+            filled = int(width * done / max(self.total, 1))
+            sys.stderr.write(f"\r  results [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120.0) -> dict[str, object]:
+    settings = unique_settings(Settings())
+    started = time.monotonic()
+    async with running_stack(settings) as stack:
+        models = stack.catalog.default_consensus
+        items = {}
+        for item in demo_tasks(tasks):
+            request = to_request(item, mode=mode)
+            items[request.task_id] = item
+            await stack.client.submit(request, wait_ack=False)
+        await stack.client.flush()
+        progress = Progress(tasks, enabled=not quiet)
+        deadline = time.monotonic() + timeout_s
+        while len(stack.client.received) < tasks and time.monotonic() < deadline:
+            progress.show(len(stack.client.received))
+            for worker in stack.workers:
+                worker.check_alive()
+            await asyncio.sleep(0.1)
+        progress.show(len(stack.client.received))
+        progress.close()
+        summary = summarise(items, {k: v for k, v in stack.client.received.items() if k in items}, models)
+        summary["mode"] = mode
+        summary["duplicates"] = stack.client.duplicates
+    summary["wall_s"] = round(time.monotonic() - started, 2)
+    return summary
+
+
+def render(summary: dict[str, object]) -> str:
+    lat = summary["latency_ms"]
+    assert isinstance(lat, dict)
+    lines = [
+        f"swarmstream demo ({summary['mode']}): {summary['results']}/{summary['tasks']} results in {summary['wall_s']} s",
+        f"  consensus accuracy  {summary['accuracy']:.3f}",
+    ]
+    model_accuracy = summary["model_accuracy"]
+    assert isinstance(model_accuracy, dict)
+    for model, acc in model_accuracy.items():
+        lines.append(f"  {model:<18}  {acc:.3f}")
+    lines.append(f"  latency ms          p50 {lat['p50']:.0f}  p95 {lat['p95']:.0f}  p99 {lat['p99']:.0f}")
+    lines.append(f"  cost                ${summary['cost_usd']:.6f}")
+    lines.append(f"  statuses            {summary['statuses']}")
+    return "\n".join(lines)

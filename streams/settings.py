@@ -1,0 +1,101 @@
+"""Settings from the environment (``SWARM_*``), with defaults that run the demo.
+
+The timing defaults are tuned for the embedded broker and short-lived tests
+(see DESIGN.md, "Brokers"): raise ``SWARM_SESSION_TIMEOUT_S`` in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "agents" / "models" / "models.yaml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWARM_", extra="ignore")
+
+    broker: str = Field("", description="kafka://host:port[,host:port]; empty starts the embedded broker")
+    app_id: str = Field("swarmstream", description="Faust app id = consumer group and changelog prefix")
+    topic_prefix: str = Field("swarm", description="every topic is <prefix>.<name>; tests use unique prefixes")
+    partitions: int = Field(4, ge=1, le=1024)
+    models: Path = Field(DEFAULT_CATALOG, description="the model catalog (models.yaml)")
+    sim_url: str | None = Field(None, description="base URL of the simulated fleet, for `provider: simulated`")
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    data_dir: Path = Field(Path(".swarmstream"), description="where rocksdb tables live")
+
+    session_timeout_s: float = Field(2.0, gt=0)
+    heartbeat_interval_s: float = Field(0.3, gt=0)
+    commit_interval_s: float = Field(0.5, gt=0)
+    fetch_max_wait_ms: int = Field(
+        10, ge=0, description="Faust hard-codes 1500 ms; on Tansu every hop would wait that long"
+    )
+    max_poll_records: int = Field(500, ge=1)
+    group_instance_id: str | None = Field(None, description="static membership: faster restarts")
+
+    default_timeout_ms: int = Field(30_000, gt=0)
+    review_threshold: float = Field(0.5, ge=0, le=1, description="agreement below this goes to human review")
+    consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
+    consensus_expires_s: int = Field(7200, gt=0, description="how long a finished task's dedupe record lives")
+    intake_in_flight: int = Field(256, ge=1)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            value = f"kafka://{value}"
+        return value
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic name, derived from one prefix so runs never share topics by accident."""
+
+    prefix: str = "swarm"
+
+    @property
+    def tasks(self) -> str:
+        return f"{self.prefix}.tasks"
+
+    @property
+    def responses(self) -> str:
+        return f"{self.prefix}.responses"
+
+    @property
+    def failures(self) -> str:
+        return f"{self.prefix}.failures"
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix}.results"
+
+    @property
+    def review(self) -> str:
+        return f"{self.prefix}.review"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+    def model(self, model_id: str) -> str:
+        return f"{self.prefix}.model.{model_id}"
+
+    def all(self, model_ids: list[str]) -> list[str]:
+        """Source topics first: Tansu auto-creates a topic referenced before it exists
+        with 4 partitions, so every topic is created explicitly, in this order."""
+        return [
+            self.tasks,
+            *(self.model(m) for m in model_ids),
+            self.responses,
+            self.failures,
+            self.results,
+            self.review,
+            self.dead_letters,
+        ]

@@ -1,0 +1,126 @@
+"""The whole graph in one place: every topic, table and agent, and how they link.
+
+    tasks ──► intake ──► model.<id> ──► model-call ──► responses | failures
+    responses + failures ──► consensus (windowed table) ──► results (+ review)
+    responses + failures ──► stats (table)
+    undecodable or invalid input ──► dead-letters
+
+Capabilities define handlers over plain values (``agents/*/agent.py``); this
+module applies the Faust decorators, gives each handler its topics and
+tables, and runs it with :func:`streams.inflight.run_in_order`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from swarmstream.agents.consensus.agent import ConsensusJoiner
+from swarmstream.agents.consensus.join import State
+from swarmstream.agents.dispatch.agent import Dispatcher
+from swarmstream.agents.models.agent import ModelCaller
+from swarmstream.agents.models.catalog import Catalog
+from swarmstream.agents.models.http import ClientPool
+from swarmstream.agents.models.providers import build_provider
+from swarmstream.agents.stats.agent import StatsRecorder
+from swarmstream.schemas.codec import codec
+from swarmstream.schemas.models import Record
+from swarmstream.streams.app import create_app, window_expiry
+from swarmstream.streams.inflight import Handler, run_in_order
+from swarmstream.streams.settings import Settings
+
+
+class WindowedStore:
+    """The consensus table addressed by the task's creation time.
+
+    Every outcome of a task carries ``created_ms``, so all of them land in the
+    same tumbling window however late they arrive; windows expire by wall
+    clock, which is what garbage-collects finished tasks' dedupe records.
+    """
+
+    def __init__(self, wrapper: Any) -> None:
+        self._table = wrapper.table
+        self._window = wrapper.table.window
+
+    def _key(self, task_id: str, created_ms: int) -> tuple[str, tuple[float, float]]:
+        start, end = self._window.ranges(created_ms / 1000)[0]
+        return task_id, (start, end)
+
+    def get(self, task_id: str, created_ms: int) -> State | None:
+        return self._table.get(self._key(task_id, created_ms))
+
+    def set(self, task_id: str, created_ms: int, state: State) -> None:
+        self._table[self._key(task_id, created_ms)] = state
+
+
+@dataclass
+class Topology:
+    app: faust.App
+    settings: Settings
+    catalog: Catalog
+    pool: ClientPool = field(default_factory=ClientPool)
+
+    async def emit(self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None) -> None:
+        fut = await self.app.producer.send(
+            topic, key.encode(), codec().encode(record), None, None, list((headers or {}).items())
+        )
+        await fut
+
+    def raw_topic(self, *names: str) -> faust.TopicT:
+        return self.app.topic(
+            *names, key_serializer="raw", value_serializer="raw", partitions=self.settings.partitions
+        )
+
+    def wire(self, name: str, channel: faust.TopicT, handler: Handler, max_in_flight: int) -> None:
+        async def agent(stream: Any) -> None:
+            await run_in_order(stream, handler, max_in_flight=max_in_flight, name=name)
+
+        self.app.agent(channel, name=name)(agent)
+
+
+def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
+    app = create_app(settings, broker_url)
+    topo = Topology(app, settings, catalog)
+    names = settings.topics
+
+    dispatcher = Dispatcher(
+        emit=topo.emit,
+        model_topic=names.model,
+        dead_letter_topic=names.dead_letters,
+        known_models=list(catalog.models),
+        default_models=catalog.default_consensus,
+    )
+    topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
+
+    for spec in catalog.models.values():
+        caller = ModelCaller(
+            provider=build_provider(spec, topo.pool),
+            emit=topo.emit,
+            responses_topic=names.responses,
+            failures_topic=names.failures,
+            dead_letter_topic=names.dead_letters,
+        )
+        topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
+
+    consensus_table = app.Table("consensus", default=None, partitions=settings.partitions).tumbling(settings.consensus_window_s, expires=window_expiry(settings))
+    joiner = ConsensusJoiner(
+        store=WindowedStore(consensus_table),
+        emit=topo.emit,
+        results_topic=names.results,
+        review_topic=names.review,
+        dead_letter_topic=names.dead_letters,
+        review_threshold=settings.review_threshold,
+    )
+    topo.wire("consensus", topo.raw_topic(names.responses, names.failures), joiner.handle, 256)
+
+    stats_table = app.Table("model-stats", default=None, partitions=settings.partitions)
+    topo.wire("stats", topo.raw_topic(names.responses, names.failures), StatsRecorder(stats_table).handle, 256)
+
+    async def close_http(sender: Any, **kwargs: Any) -> None:
+        await topo.pool.aclose()
+
+    app.on_before_shutdown.connect(close_http)
+    return topo

@@ -1,0 +1,97 @@
+"""Running a worker: in this process (``swarmstream worker``) or as a child process.
+
+Demo, tests and benchmarks run workers as child processes: Faust owns its
+event loop, signals and logging, a worker must be killable with SIGKILL for
+the crash tests, and two workers must not share a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+
+from swarmstream.agents.models.catalog import load_catalog
+from swarmstream.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning") -> None:
+    """Block running a Faust worker until SIGTERM/SIGINT."""
+    import faust
+
+    from swarmstream.streams.topology import build
+
+    catalog = load_catalog(settings.models, sim_url=settings.sim_url)
+    topo = build(settings, broker_url, catalog)
+    faust.Worker(topo.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
+    """The environment that makes a child worker see the same settings."""
+    env = {
+        "SWARM_BROKER": broker_url,
+        "SWARM_APP_ID": settings.app_id,
+        "SWARM_TOPIC_PREFIX": settings.topic_prefix,
+        "SWARM_PARTITIONS": str(settings.partitions),
+        "SWARM_MODELS": str(settings.models),
+        "SWARM_STORE": settings.store,
+        "SWARM_DATA_DIR": str(settings.data_dir),
+        "SWARM_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
+        "SWARM_REVIEW_THRESHOLD": str(settings.review_threshold),
+    }
+    if settings.sim_url:
+        env["SWARM_SIM_URL"] = settings.sim_url
+    if settings.group_instance_id:
+        env["SWARM_GROUP_INSTANCE_ID"] = settings.group_instance_id
+    return env
+
+
+class WorkerProcess:
+    """A ``swarmstream worker`` child; :meth:`stop` always leaves no process behind."""
+
+    def __init__(self, settings: Settings, broker_url: str, *, extra_env: Mapping[str, str] | None = None,
+                 log_path: str | None = None) -> None:
+        env = {**os.environ, **settings_env(settings, broker_url), **(extra_env or {})}
+        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swarmstream.streams.cli", "worker"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise WorkerDied(f"worker {self.proc.pid} exited with code {self.proc.returncode}"
+                             + (f" (log: {self._log.name})" if self._log is not subprocess.DEVNULL else ""))
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the no-loss guarantee is about."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, grace_s: float = 8.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+
+class WorkerDied(RuntimeError):
+    """A worker child exited while work was still expected of it."""
