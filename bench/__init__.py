@@ -1,0 +1,11 @@
+"""Benchmarks (not tests): ``swarmstream bench <name> [--quick] [--json]``.
+
+Each module named in :data:`BENCHMARKS` defines
+``run(*, quick: bool) -> dict`` (the numbers, JSON-serialisable) and
+``render(result: dict) -> str`` (a table for the terminal). The CLI prints the
+table (or, with ``--json``, one JSON object as the last line) and writes the
+JSON to ``bench/results/<name>.json``.
+"""
+
+BENCHMARKS: dict[str, str] = {}
+"""Benchmark name -> module path; each benchmark adds itself here."""

@@ -128,6 +128,29 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+    from pathlib import Path
+
+    from swarmstream.bench import BENCHMARKS
+
+    if args.name not in BENCHMARKS:
+        print(f"swarmstream bench: unknown benchmark {args.name!r} (choose from {', '.join(sorted(BENCHMARKS))})",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[args.name])
+    result = module.run(quick=args.quick)
+    out = Path(args.out or "bench/results") / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(module.render(result))
+        print(f"(written to {out})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="swarmstream", description="Orchestrate many LLMs over Kafka.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -161,6 +184,13 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout-ms", type=_positive, default=30_000)
     submit.add_argument("--wait", action="store_true", help="wait for the result and print it")
     submit.set_defaults(func=cmd_submit)
+
+    bench = sub.add_parser("bench", help="run a benchmark (numbers, not a test)")
+    bench.add_argument("name")
+    bench.add_argument("--quick", action="store_true", help="a smaller run for spot checks")
+    bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    bench.add_argument("--out", help="folder for the JSON file (default bench/results)")
+    bench.set_defaults(func=cmd_bench)
 
     results = sub.add_parser("results", help="print results as JSON lines")
     results.add_argument("--follow", action="store_true")
