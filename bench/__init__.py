@@ -9,3 +9,4 @@ JSON to ``bench/results/<name>.json``.
 
 BENCHMARKS: dict[str, str] = {}
 """Benchmark name -> module path; each benchmark adds itself here."""
+BENCHMARKS["consensus"] = "swarmstream.bench.consensus"

@@ -8,6 +8,7 @@ from datetime import timedelta
 import faust
 
 from swarmstream.streams import transport
+from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.settings import Settings
 
 def create_app(settings: Settings, broker_url: str) -> faust.App:
@@ -35,6 +36,7 @@ def create_app(settings: Settings, broker_url: str) -> faust.App:
         table_cleanup_interval=30.0,
     )
     app.swarm_fetch_max_wait_ms = settings.fetch_max_wait_ms  # read by streams.transport
+    app.swarm_bootstrap = bootstrap_servers(broker_url)  # for streams.transport.true_end_offsets
     return app
 
 

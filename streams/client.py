@@ -109,6 +109,10 @@ class SwarmClient:
         while True:
             yield await self._queue.get()
 
+    def forget(self, task_id: str) -> None:
+        """Drop a result this client has seen (a later repeat then counts as new)."""
+        self._results.pop(task_id, None)
+
     @property
     def received(self) -> dict[str, TaskResult]:
         return self._results

@@ -8,6 +8,7 @@ URL) names one, the simulated fleet on loopback, topics created up front
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from swarmstream.agents.models.catalog import Catalog, load_catalog
 from swarmstream.agents.models.simulated.fleet import SimFleet
+from swarmstream.schemas.models import TaskRequest
 from swarmstream.streams.broker import EmbeddedBroker, ensure_topics
 from swarmstream.streams.client import SwarmClient
 from swarmstream.streams.settings import Settings
@@ -31,6 +33,20 @@ class Stack:
     client: SwarmClient
     workers: list[WorkerProcess] = field(default_factory=list)
     log_dir: Path | None = None
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until a probe task has gone the whole way: workers joined, topics assigned,
+        tables recovered. Timing-sensitive work (deadlines, latency) starts after this."""
+        probe = TaskRequest(prompt="What is 1 + 1? Answer with a number.", answer_type="number",
+                            mode="single", task_id=f"warm-up-{uuid.uuid4().hex[:8]}")
+        await self.client.submit(probe)
+        waiter = asyncio.ensure_future(self.client.result(probe.task_id, timeout_s=timeout_s))
+        while not waiter.done():
+            for worker in self.workers:
+                worker.check_alive()
+            await asyncio.wait([waiter], timeout=0.1)
+        await waiter
+        self.client.forget(probe.task_id)
 
     def start_worker(self, **env: str) -> WorkerProcess:
         log_path = str(self.log_dir / f"worker-{len(self.workers)}.log") if self.log_dir else None
@@ -53,6 +69,7 @@ async def running_stack(
     *,
     broker_url: str | None = None,
     workers: int = 1,
+    ready: bool = True,
     fleet: bool = True,
     log_dir: Path | None = None,
 ) -> AsyncIterator[Stack]:
@@ -75,6 +92,8 @@ async def running_stack(
         stack = Stack(settings, url, catalog, sim, client, log_dir=log_dir)
         for _ in range(workers):
             stack.start_worker()
+        if workers and ready:
+            await stack.wait_ready()
         yield stack
     finally:
         if stack is not None:

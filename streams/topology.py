@@ -41,7 +41,8 @@ class WindowedStore:
     clock, which is what garbage-collects finished tasks' dedupe records.
     """
 
-    def __init__(self, wrapper: Any) -> None:
+    def __init__(self, wrapper: Any, app: faust.App) -> None:
+        self._app = app
         self._table = wrapper.table
         self._window = wrapper.table.window
 
@@ -54,6 +55,9 @@ class WindowedStore:
 
     def set(self, task_id: str, created_ms: int, state: State) -> None:
         self._table[self._key(task_id, created_ms)] = state
+
+    async def flush(self) -> None:
+        await self._app.producer.flush()
 
 
 @dataclass
@@ -107,7 +111,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
 
     consensus_table = app.Table("consensus", default=None, partitions=settings.partitions).tumbling(settings.consensus_window_s, expires=window_expiry(settings))
     joiner = ConsensusJoiner(
-        store=WindowedStore(consensus_table),
+        store=WindowedStore(consensus_table, app),
         emit=topo.emit,
         results_topic=names.results,
         review_topic=names.review,

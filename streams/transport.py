@@ -8,14 +8,25 @@ two hops take ~15 ms (DESIGN.md, "Brokers"). This module is the one place that
 overrides it; ``tests/streams/test_transport.py`` fails if a Faust upgrade
 moves the attribute this relies on.
 
+It also corrects table recovery on brokers whose ListOffsets answer is
+short. Tansu 0.6 reports an end offset below the real one once records were
+produced in batches (measured: 548 reported for 1,000 records), and Faust's
+recovery stops reading a changelog at that "highwater", so the newest table
+writes would be missing after a restart (seen in the crash test: a stats
+changelog restored one record short). :func:`true_end_offsets` reads forward
+from the reported end until the partition is exhausted.
+
 Apps select it with the URL scheme ``swarmkafka://``.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
+from aiokafka import TopicPartition
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -29,6 +40,38 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka copies this into its Fetcher in start(), which runs later.
         consumer._fetch_max_wait_ms = getattr(self.app, "swarm_fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS)
         return consumer
+
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        reported = await super()._highwaters(partitions)
+        bootstrap = getattr(self.app, "swarm_bootstrap", None)
+        if not bootstrap or not reported:
+            return reported
+        return await true_end_offsets(bootstrap, reported)
+
+
+async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_ms: int = 50) -> dict[Any, int]:
+    """The offset after each partition's last record, reading from the reported end."""
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+        consumer.assign(list(tps))
+        ends = {tp: int(reported[orig]) for tp, orig in tps.items()}
+        for tp, end in ends.items():
+            consumer.seek(tp, max(end - 1, 0))
+        while True:
+            batch = await consumer.getmany(timeout_ms=idle_ms)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                if records:
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+            await asyncio.sleep(0)
+        return {tps[tp]: end for tp, end in ends.items()}
+    finally:
+        await consumer.stop()
 
 
 class Consumer(faust_aiokafka.Consumer):

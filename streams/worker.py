@@ -58,6 +58,7 @@ class WorkerProcess:
                  log_path: str | None = None) -> None:
         env = {**os.environ, **settings_env(settings, broker_url), **(extra_env or {})}
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.killed = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swarmstream.streams.cli", "worker"],
             env=env,
@@ -72,12 +73,13 @@ class WorkerProcess:
         return self.proc.pid
 
     def check_alive(self) -> None:
-        if self.proc.poll() is not None:
+        if not self.killed and self.proc.poll() is not None:
             raise WorkerDied(f"worker {self.proc.pid} exited with code {self.proc.returncode}"
                              + (f" (log: {self._log.name})" if self._log is not subprocess.DEVNULL else ""))
 
     def kill(self) -> None:
         """SIGKILL: the crash the no-loss guarantee is about."""
+        self.killed = True
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()

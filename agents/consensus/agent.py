@@ -1,10 +1,11 @@
 """Consensus agent: swarm.responses + swarm.failures -> swarm.results (+ swarm.review).
 
 Moves events only; the decision is :mod:`.join`. The done mark is written to
-the table after the result is acknowledged, never before: a crash in between
-can repeat a result (consumers dedupe by task_id) but never lose one. Until
-then the task id sits in ``_publishing`` so a redelivered outcome cannot
-decide the same task twice.
+the table after the result is acknowledged, never before, and the input is
+acked only once the mark is in the changelog: a crash in between can repeat
+a result (the window is one changelog write; consumers dedupe by task_id)
+but never lose one. Until then the task id sits in ``_publishing`` so a
+redelivered outcome cannot decide the same task twice.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class ConsensusStore(Protocol):
 
     def get(self, task_id: str, created_ms: int) -> State | None: ...
     def set(self, task_id: str, created_ms: int, state: State) -> None: ...
+    async def flush(self) -> None:
+        """Until every write so far is in the changelog."""
 
 
 class ConsensusJoiner:
@@ -73,5 +76,6 @@ class ConsensusJoiner:
                 await self._emit(self._review, step.task_id, decided.result)
             await self._emit(self._results, step.task_id, decided.result)
             self._store.set(step.task_id, step.created_ms, decided.state)
+            await self._store.flush()
         finally:
             self._publishing.discard(step.task_id)

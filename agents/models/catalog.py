@@ -36,7 +36,9 @@ class SimProfile(BaseModel):
 
     ``failures`` adds per-class rates on top of ``error_rate`` (which is served as
     server_error); ``script`` overrides randomness with a fixed cycle of outcomes,
-    so a test can say "fail twice with 429, then succeed".
+    so a test can say "fail twice with 429, then succeed". ``accuracy_by_category``
+    (task category -> accuracy, e.g. ``{"math": 0.95}``) overrides ``accuracy`` for
+    prompts of that category, so a fleet can have specialists for routing to find.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -48,6 +50,15 @@ class SimProfile(BaseModel):
     protocol: Literal["openai", "anthropic"] = "openai"
     failures: dict[str, float] = {}
     script: list[str] = []
+    accuracy_by_category: dict[str, float] = {}
+
+    @field_validator("accuracy_by_category")
+    @classmethod
+    def _category_accuracies_in_range(cls, accuracies: dict[str, float]) -> dict[str, float]:
+        for category, accuracy in accuracies.items():
+            if not 0 <= accuracy <= 1:
+                raise ValueError(f"accuracy for category {category!r} must be between 0 and 1, got {accuracy}")
+        return accuracies
 
     @field_validator("failures")
     @classmethod

@@ -58,6 +58,12 @@ def decide_answer(seed: int, model: str, prompt: str, truth: Truth, accuracy: fl
     return AnswerDecision(correct, truth.answer if correct else wrong, math.log(confidence))
 
 
+def accuracy_for(profile: SimProfile, category: str) -> float:
+    """The profile's accuracy on prompts of `category`: its `accuracy_by_category` entry
+    when it has one, else its overall `accuracy`."""
+    return profile.accuracy_by_category.get(category, profile.accuracy)
+
+
 def lognormal_params(median_ms: float, p99_ms: float) -> tuple[float, float]:
     """(mu, sigma) of the lognormal with this median and 99th percentile (in ms)."""
     mu = math.log(median_ms)

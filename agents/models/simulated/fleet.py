@@ -17,8 +17,8 @@ The request's `model` picks the profile; an unknown model, or a model asked over
 other protocol, gets 404 with that protocol's error body. What a call does, in order:
 the next script step, or else a failure drawn from the profile's rates (behaviour.py);
 a latency wait (skipped for failures a gateway answers before any model runs); then the
-reply. Answers come from `taskset.solve(prompt)`, correct with the profile's accuracy
-as a pure function of (seed, model, prompt).
+reply. Answers come from `taskset.solve(prompt)`, correct with the profile's accuracy for
+the prompt's category (`behaviour.accuracy_for`), as a pure function of (seed, model, prompt).
 
 Cost: about 0.2 ms of CPU per call for client and server together, ~5,000 calls/s on
 one core (`test_serving_is_light` prints it); bodies are serialised with orjson and the
@@ -38,6 +38,7 @@ from .behaviour import (
     UNSOLVED_TEXT,
     UNSURE_TEXT,
     ModelState,
+    accuracy_for,
     answer_text,
     decide_answer,
     draw_latency_s,
@@ -259,7 +260,8 @@ class SimFleet:
                 counts["unsolved"] += 1
                 text = answer = UNSOLVED_TEXT
             else:
-                decision = decide_answer(self.seed, model, prompt, truth, self._models[model].profile.accuracy)
+                accuracy = accuracy_for(self._models[model].profile, truth.category)
+                decision = decide_answer(self.seed, model, prompt, truth, accuracy)
                 counts["correct" if decision.correct else "wrong"] += 1
                 answer, logprob = decision.answer, decision.confidence_logprob
                 text = answer_text(truth.answer_type, answer)

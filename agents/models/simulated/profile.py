@@ -54,6 +54,7 @@ except ImportError:
         protocol: Literal["openai", "anthropic"] = "openai"
         failures: dict[str, float] = {}  # failure class -> rate, e.g. {"server_error": 0.3}
         script: list[str] = []  # outcomes consumed in order per model, then normal behaviour
+        accuracy_by_category: dict[str, float] = {}  # task category -> accuracy, overrides `accuracy`
 
 
 def check_profile(model: str, profile: SimProfile) -> None:
@@ -62,6 +63,9 @@ def check_profile(model: str, profile: SimProfile) -> None:
     where = f"simulated model {model!r}"
     if not 0.0 <= profile.accuracy <= 1.0:
         raise ValueError(f"{where}: accuracy {profile.accuracy} must lie in [0, 1]")
+    for category, accuracy in profile.accuracy_by_category.items():
+        if not 0.0 <= accuracy <= 1.0:
+            raise ValueError(f"{where}: accuracy_by_category.{category}: {accuracy} must lie in [0, 1]")
     if profile.latency_median_ms < 0 or profile.latency_p99_ms < 0:
         raise ValueError(f"{where}: latencies must be >= 0 ms")
     if profile.latency_median_ms > 0 and profile.latency_p99_ms < profile.latency_median_ms:

@@ -40,6 +40,21 @@ class Truth:
     wrong: tuple[str, ...]  # plausible wrong answers, normalised, never equal to `answer`
     answer_type: AnswerType
 
+    @property
+    def category(self) -> str:
+        """The task category `demo_tasks` records for a prompt of this kind (the simulated
+        fleet's per-category accuracy keys on it)."""
+        return CATEGORY_BY_ANSWER_TYPE[self.answer_type]
+
+
+CATEGORY_BY_ANSWER_TYPE: dict[AnswerType, str] = {
+    "label": "factual",
+    "number": "math",
+    "text": "factual",
+    "json": "extraction",
+}
+"""Each demo prompt kind's category; `demo_tasks` writes the same ones."""
+
 
 # --- vocabulary -----------------------------------------------------------------------------
 
@@ -172,7 +187,7 @@ def _number_task(rng: random.Random) -> tuple[str, str, str]:
         a, b = rng.randint(2, 19), rng.randint(2, 19)
     else:
         a, b = rng.randint(2, 99), rng.randint(2, 99)
-    return f"What is {a} {op} {b}? Answer with a number.", "math", str(_OPS[op](a, b))
+    return f"What is {a} {op} {b}? Answer with a number.", CATEGORY_BY_ANSWER_TYPE["number"], str(_OPS[op](a, b))
 
 
 def _label_task(rng: random.Random) -> tuple[str, str, str, tuple[str, ...]]:
@@ -181,12 +196,12 @@ def _label_task(rng: random.Random) -> tuple[str, str, str, tuple[str, ...]]:
     labels = [label, *rng.sample([x for x in LABELS if x != label], LABELS_PER_PROMPT - 1)]
     rng.shuffle(labels)
     prompt = f"Classify the word '{word}' as one of: {', '.join(labels)}. Answer with the label only."
-    return prompt, "factual", label, tuple(labels)
+    return prompt, CATEGORY_BY_ANSWER_TYPE["label"], label, tuple(labels)
 
 
 def _text_task(rng: random.Random) -> tuple[str, str, str]:
     question = rng.choice(sorted(FACTS))
-    return f"{question} {TEXT_SUFFIX}", "factual", FACTS[question][0]
+    return f"{question} {TEXT_SUFFIX}", CATEGORY_BY_ANSWER_TYPE["text"], FACTS[question][0]
 
 
 def _json_task(rng: random.Random) -> tuple[str, str, str]:
@@ -195,7 +210,7 @@ def _json_task(rng: random.Random) -> tuple[str, str, str]:
         f"Extract the person's name, age and city from: '{name.title()} is {age} years old and lives in "
         f"{city.title()}.' Answer with a JSON object with the keys name, age and city only."
     )
-    return prompt, "extraction", _json_answer(name, age, city)
+    return prompt, CATEGORY_BY_ANSWER_TYPE["json"], _json_answer(name, age, city)
 
 
 # Each draw retries this often to avoid repeating an earlier prompt; the text kind has
