@@ -20,5 +20,9 @@ for folder in FOLDERS:
 setup(
     packages=list(package_dir),
     package_dir=package_dir,
-    package_data={"swarmstream.schemas": ["*.avsc"], "swarmstream.agents.models": ["*.yaml"]},
+    package_data={
+        "swarmstream.schemas": ["*.avsc"],
+        "swarmstream.agents.models": ["*.yaml"],
+        "swarmstream.agents.fallback": ["*.yaml"],
+    },
 )

@@ -10,3 +10,5 @@ JSON to ``bench/results/<name>.json``.
 BENCHMARKS: dict[str, str] = {}
 """Benchmark name -> module path; each benchmark adds itself here."""
 BENCHMARKS["consensus"] = "swarmstream.bench.consensus"
+BENCHMARKS["routing"] = "swarmstream.bench.routing"
+BENCHMARKS["concurrency"] = "swarmstream.bench.concurrency"

@@ -51,6 +51,9 @@ class TaskRequest(Record):
     mode: Mode = "consensus"
     models: list[str] = []
     strategy: str | None = None
+    min_models: int = Field(default=0, ge=0, le=64)
+    max_models: int = Field(default=0, ge=0, le=64)
+    early_stop: bool = False
     timeout_ms: int = Field(default=30_000, gt=0, le=86_400_000)
     max_tokens: int = Field(default=256, gt=0, le=1_000_000)
     tenant: str = "default"
@@ -178,6 +181,15 @@ class TaskResult(Record):
     reason: str = ""
 
 
+class ReviewItem(Record):
+    avro_name: ClassVar[str] = "swarmstream.ReviewItem"
+
+    task: TaskRequest
+    result: TaskResult
+    reason: str
+    flagged_ms: int
+
+
 class DeadLetter(Record):
     avro_name: ClassVar[str] = "swarmstream.DeadLetter"
 
@@ -199,6 +211,7 @@ RECORDS: tuple[type[Record], ...] = (
     ModelResponse,
     Failure,
     TaskResult,
+    ReviewItem,
     DeadLetter,
 )
 """Top-level event types, each with its own ``.avsc`` file."""

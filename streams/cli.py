@@ -128,6 +128,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_models_check(args: argparse.Namespace) -> int:
+    from swarmstream.agents.models.check import main_check
+
+    settings = _settings()
+    return main_check(settings.models, settings.sim_url, args.json)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib
     from pathlib import Path
@@ -184,6 +191,12 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout-ms", type=_positive, default=30_000)
     submit.add_argument("--wait", action="store_true", help="wait for the result and print it")
     submit.set_defaults(func=cmd_submit)
+
+    models = sub.add_parser("models", help="the model catalog")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    check = models_sub.add_parser("check", help="call every catalog model once and print a table")
+    check.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    check.set_defaults(func=cmd_models_check)
 
     bench = sub.add_parser("bench", help="run a benchmark (numbers, not a test)")
     bench.add_argument("name")

@@ -2,6 +2,7 @@
 
     tasks ──► intake ──► model.<id> ──► model-call ──► responses | failures
     responses + failures ──► consensus (windowed table) ──► results (+ review)
+                                  └─ early stop: more model.<id> requests; quality labels (table)
     responses + failures ──► stats (table)
     undecodable or invalid input ──► dead-letters
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust.streams import current_event
 
 from swarmstream.agents.consensus.agent import ConsensusJoiner
 from swarmstream.agents.consensus.join import State
@@ -25,9 +27,10 @@ from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.catalog import Catalog
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
+from swarmstream.agents.stats import quality
 from swarmstream.agents.stats.agent import StatsRecorder
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Record
+from swarmstream.schemas.models import Record, TaskResult
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.inflight import Handler, run_in_order
 from swarmstream.streams.settings import Settings
@@ -85,17 +88,52 @@ class Topology:
         self.app.agent(channel, name=name)(agent)
 
 
+class QualityBook:
+    """Per model and category agreement counts, one shard per input partition.
+
+    Written from the consensus agent (keys are not task ids, so each shard is
+    written only by its partition's owner and recovers exactly; readers merge
+    the shards this worker holds)."""
+
+    def __init__(self, table: Any, partitions: int) -> None:
+        self._table = table
+        self._partitions = partitions
+
+    def record(self, state: State, result: TaskResult, partition: int) -> None:
+        category = state["task"].get("category") or "*"
+        for model, agreed in quality.labels(result):
+            for cat in {category, "*"}:
+                key = f"{model}|{cat}|{partition}"
+                self._table[key] = quality.add(self._table.get(key), agreed)
+
+    def reliability(self, models: list[str], category: str | None) -> dict[str, float]:
+        out = {}
+        for model in models:
+            shards = [self._table.get(f"{model}|{category or '*'}|{p}") for p in range(self._partitions)]
+            out[model] = quality.reliability(s for s in shards if s)
+        return out
+
+
 def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     app = create_app(settings, broker_url)
     topo = Topology(app, settings, catalog)
     names = settings.topics
+    partitions = settings.partitions
+
+    consensus_table = app.Table("consensus", default=None, partitions=partitions).tumbling(
+        settings.consensus_window_s, expires=window_expiry(settings)
+    )
+    store = WindowedStore(consensus_table, app)
+    book = QualityBook(app.Table("model-quality", default=None, partitions=partitions), partitions)
 
     dispatcher = Dispatcher(
         emit=topo.emit,
+        store=store,
         model_topic=names.model,
         dead_letter_topic=names.dead_letters,
-        known_models=list(catalog.models),
+        families={m.id: m.family for m in catalog.models.values()},
         default_models=catalog.default_consensus,
+        reliability=book.reliability,
     )
     topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
 
@@ -109,18 +147,26 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         )
         topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
 
-    consensus_table = app.Table("consensus", default=None, partitions=settings.partitions).tumbling(settings.consensus_window_s, expires=window_expiry(settings))
+    def learn(state: State, result: TaskResult) -> None:
+        event = current_event()
+        if event is not None:
+            book.record(state, result, event.message.partition)
+
     joiner = ConsensusJoiner(
-        store=WindowedStore(consensus_table, app),
+        store=store,
         emit=topo.emit,
+        model_topic=names.model,
         results_topic=names.results,
         review_topic=names.review,
         dead_letter_topic=names.dead_letters,
         review_threshold=settings.review_threshold,
+        stop_threshold=settings.early_stop_threshold,
+        reliability=book.reliability,
+        on_decided=learn,
     )
     topo.wire("consensus", topo.raw_topic(names.responses, names.failures), joiner.handle, 256)
 
-    stats_table = app.Table("model-stats", default=None, partitions=settings.partitions)
+    stats_table = app.Table("model-stats", default=None, partitions=partitions)
     topo.wire("stats", topo.raw_topic(names.responses, names.failures), StatsRecorder(stats_table).handle, 256)
 
     async def close_http(sender: Any, **kwargs: Any) -> None:

@@ -55,12 +55,12 @@ class WorkerProcess:
     """A ``swarmstream worker`` child; :meth:`stop` always leaves no process behind."""
 
     def __init__(self, settings: Settings, broker_url: str, *, extra_env: Mapping[str, str] | None = None,
-                 log_path: str | None = None) -> None:
+                 log_path: str | None = None, loglevel: str = os.environ.get("SWARM_WORKER_LOGLEVEL", "warning")) -> None:
         env = {**os.environ, **settings_env(settings, broker_url), **(extra_env or {})}
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.killed = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swarmstream.streams.cli", "worker"],
+            [sys.executable, "-m", "swarmstream.streams.cli", "worker", "--loglevel", loglevel],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,

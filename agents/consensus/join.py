@@ -1,26 +1,39 @@
 """The consensus join as a pure state machine over one task's outcomes.
 
 State is a plain dict (JSON in the changelog), one per task, kept by the
-agent in a windowed table. :func:`apply` folds one ModelResponse or Failure
-into it and says whether the task is now decided. Guarantees, which the agent
-relies on for exactly one result per task under at-least-once delivery:
+agents in a windowed table. Intake opens it (:func:`open_task`) with the task
+and the models to ask; :func:`apply` folds one ModelResponse or Failure into
+it and says whether the task is now decided, or which models to ask next.
+Guarantees the agents rely on for exactly one result per task under
+at-least-once delivery:
 
 - an outcome from a model already counted is ignored (redelivery, retries);
-- once ``done``, nothing changes the decision;
-- the task is decided exactly when every expected model has answered or
-  failed for good. Model calls are bounded by the task's deadline, so this
-  happens at the latest shortly after it.
+- once ``done``, nothing changes the decision; later answers are duplicates
+  here (the stats agent still records them);
+- a task is decided when every model asked has answered or failed for good,
+  or, with ``early_stop``, as soon as :func:`.sequential.plan_next` says the
+  vote is settled. Model calls are bounded by the task's deadline, so every
+  task is decided at the latest shortly after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from swarmstream.agents.consensus.sequential import plan_next
 from swarmstream.agents.consensus.strategies import aggregate
-from swarmstream.agents.consensus.votes import Vote
-from swarmstream.schemas.models import Attempt, CastVote, Failure, ModelResponse, TaskResult, now_ms
+from swarmstream.agents.consensus.votes import Decision, Vote
+from swarmstream.schemas.models import (
+    Attempt,
+    CastVote,
+    Failure,
+    ModelResponse,
+    TaskRequest,
+    TaskResult,
+    now_ms,
+)
 
 State = dict[str, Any]
 
@@ -29,21 +42,38 @@ State = dict[str, Any]
 class Step:
     state: State
     result: TaskResult | None = None
+    ask: list[str] = field(default_factory=list)
     duplicate: bool = False
 
 
-def new_state(outcome: ModelResponse | Failure) -> State:
-    step = outcome.step
+def open_task(task: TaskRequest, *, order: Sequence[str], asked: Sequence[str], deadline_ms: int) -> State:
+    """The state intake writes before it sends the first requests."""
     return {
-        "expected": list(step.expected_models),
+        "task": task.model_dump(),
+        "order": list(order),
+        "asked": list(asked),
         "answers": {},
         "failures": {},
         "done": False,
-        "created_ms": step.created_ms,
+        "deadline_ms": deadline_ms,
+    }
+
+
+def _adopt(outcome: ModelResponse | Failure) -> State:
+    """A state for an outcome whose task intake never opened here (an older producer,
+    or a lost state): it knows only what the outcome carries."""
+    step = outcome.step
+    return {
+        "task": {
+            "task_id": step.task_id, "created_ms": step.created_ms, "answer_type": step.answer_type,
+            "strategy": step.strategy, "mode": step.mode, "category": step.category, "early_stop": False,
+        },
+        "order": list(step.expected_models),
+        "asked": list(step.expected_models),
+        "answers": {},
+        "failures": {},
+        "done": False,
         "deadline_ms": step.deadline_ms,
-        "answer_type": step.answer_type,
-        "strategy": step.strategy,
-        "mode": step.mode,
     }
 
 
@@ -52,9 +82,10 @@ def apply(
     outcome: ModelResponse | Failure,
     *,
     review_threshold: float,
+    stop_threshold: float = 0.65,
     reliability: Mapping[str, float] | None = None,
 ) -> Step:
-    state = new_state(outcome) if state is None else state
+    state = _adopt(outcome) if state is None else state
     model = outcome.step.model_id
     if state["done"] or model in state["answers"] or model in state["failures"]:
         return Step(state, duplicate=True)
@@ -70,16 +101,30 @@ def apply(
         state["failures"][model] = {"class": outcome.failure_class, "latency_ms": outcome.latency_ms}
     else:
         return Step(state)
-    if not set(state["expected"]) <= state["answers"].keys() | state["failures"].keys():
+
+    pending = [m for m in state["asked"] if m not in state["answers"] and m not in state["failures"]]
+    if state["task"].get("early_stop"):
+        plan = plan_next(
+            state["order"],
+            {m: a["answer"] for m, a in state["answers"].items()},
+            list(state["failures"]),
+            max_models=len(state["order"]),
+            threshold=stop_threshold,
+            pending=pending,
+        )
+        if plan.ask:
+            state["asked"] = state["asked"] + plan.ask
+            return Step(state, ask=plan.ask)
+        if not plan.done and pending:
+            return Step(state)
+    elif pending:
         return Step(state)
     state["done"] = True
-    return Step(state, result=decide(outcome.step.task_id, state, review_threshold, reliability or {}))
+    return Step(state, result=decide(state, review_threshold, reliability or {}))
 
 
-def decide(task_id: str, state: State, review_threshold: float, reliability: Mapping[str, float]) -> TaskResult:
-    answers: dict[str, dict[str, Any]] = state["answers"]
-    failures: dict[str, dict[str, Any]] = state["failures"]
-    votes = [
+def votes_of(state: State, reliability: Mapping[str, float]) -> list[Vote]:
+    return [
         Vote(
             model_id=model,
             answer=a["answer"],
@@ -87,33 +132,33 @@ def decide(task_id: str, state: State, review_threshold: float, reliability: Map
             confidence=a["confidence"],
             latency_ms=a["latency_ms"],
         )
-        for model, a in sorted(answers.items())
+        for model, a in sorted(state["answers"].items())
     ]
-    attempts = [Attempt(model_id=m, failure_class=None, latency_ms=a["latency_ms"]) for m, a in sorted(answers.items())]
+
+
+def decide(state: State, review_threshold: float, reliability: Mapping[str, float]) -> TaskResult:
+    task: dict[str, Any] = state["task"]
+    answers: dict[str, dict[str, Any]] = state["answers"]
+    failures: dict[str, dict[str, Any]] = state["failures"]
+    votes = votes_of(state, reliability)
+    attempts = [Attempt(model_id=m, latency_ms=a["latency_ms"]) for m, a in sorted(answers.items())]
     attempts += [Attempt(model_id=m, failure_class=f["class"], latency_ms=f["latency_ms"]) for m, f in sorted(failures.items())]
-    timed_out = any(f["class"] == "timeout" for f in failures.values())
     common: dict[str, Any] = {
-        "task_id": task_id,
-        "mode": state["mode"],
+        "task_id": task["task_id"],
+        "mode": task["mode"],
         "attempts": attempts,
-        "models_asked": len(state["expected"]),
+        "models_asked": len(state["asked"]),
         "cost_micros": sum(a["cost_micros"] for a in answers.values()),
-        "created_ms": state["created_ms"],
+        "created_ms": task["created_ms"],
         "completed_ms": now_ms(),
     }
     if not votes:
         classes = sorted({f["class"] for f in failures.values()})
         status = "timeout" if classes == ["timeout"] else "failed"
         return TaskResult(status=status, reason=f"no model answered ({', '.join(classes)})", **common)
-    decision = aggregate(votes, answer_type=state["answer_type"], strategy=state["strategy"])
-    if decision.agreement < review_threshold:
-        status = "low_consensus"
-    elif timed_out:
-        status = "partial"
-    else:
-        status = "ok"
+    decision = aggregate(votes, answer_type=task["answer_type"], strategy=task["strategy"])
     return TaskResult(
-        status=status,
+        status=status_of(decision, failures, review_threshold),
         answer=decision.answer,
         agreement=decision.agreement,
         confidence=decision.confidence,
@@ -122,4 +167,20 @@ def decide(task_id: str, state: State, review_threshold: float, reliability: Map
         votes=[CastVote(model_id=v.model_id, answer=v.answer, weight=v.weight, latency_ms=v.latency_ms) for v in votes],
         reason=decision.reason,
         **common,
+    )
+
+
+def status_of(decision: Decision, failures: Mapping[str, Mapping[str, Any]], review_threshold: float) -> str:
+    """Low agreement outranks a partial answer: a human should look at it either way."""
+    if decision.confidence < review_threshold or decision.agreement < review_threshold:
+        return "low_consensus"
+    if any(f["class"] == "timeout" for f in failures.values()):
+        return "partial"
+    return "ok"
+
+
+def review_reason(result: TaskResult, review_threshold: float) -> str:
+    return (
+        f"agreement {result.agreement:.2f} / confidence {result.confidence:.2f} below the review threshold "
+        f"{review_threshold:.2f}: {len(result.votes)} answers, {len({v.answer for v in result.votes})} distinct"
     )

@@ -1,13 +1,21 @@
-"""Intake agent: swarm.tasks -> swarm.model.<id>, bad input -> swarm.dead-letters."""
+"""Intake agent: swarm.tasks -> swarm.model.<id>, bad input -> swarm.dead-letters.
+
+It opens the task's consensus state before sending any request, so the join
+knows the task (its prompt, for review and for asking more models) and an
+intake retried after a crash re-sends the same requests.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from swarmstream.agents.dispatch.intake import InvalidTask, plan_fanout
+from swarmstream.agents.consensus.agent import ConsensusStore, Reliability
+from swarmstream.agents.consensus.join import open_task
+from swarmstream.agents.dispatch.intake import InvalidTask, plan_task
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
 from swarmstream.schemas.codec import DecodeError, decode_task
+from swarmstream.schemas.models import ModelRequest
 
 
 class Dispatcher:
@@ -15,25 +23,49 @@ class Dispatcher:
         self,
         *,
         emit: Emit,
+        store: ConsensusStore,
         model_topic: Callable[[str], str],
         dead_letter_topic: str,
-        known_models: Sequence[str],
+        families: Mapping[str, str],
         default_models: Sequence[str],
+        reliability: Reliability = lambda models, category: {},
     ) -> None:
         self._emit = emit
+        self._store = store
         self._model_topic = model_topic
         self._dead_letters = dead_letter_topic
-        self._known = frozenset(known_models)
+        self._families = dict(families)
         self._default = list(default_models)
+        self._reliability = reliability
 
     async def handle(self, message: InputMessage) -> None:
         try:
             task = decode_task(message.value, message.headers, key=message.key)
-            requests = plan_fanout(task, known_models=self._known, default_models=self._default)
+            plan = plan_task(
+                task,
+                families=self._families,
+                default_models=self._default,
+                reliability=self._reliability(list(self._families), task.category),
+            )
         except (DecodeError, InvalidTask) as exc:
             key = (message.key or b"").decode("utf-8", "replace")
             await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
             return
+        state = self._store.get(task.task_id, task.created_ms)
+        if state is None:
+            state = open_task(task, order=plan.order, asked=plan.ask, deadline_ms=plan.deadline_ms)
+            self._store.set(task.task_id, task.created_ms, state)
+        elif state["done"]:
+            return  # a redelivered task that already has its result
         await asyncio.gather(
-            *(self._emit(self._model_topic(r.model_id), task.task_id, r) for r in requests)
+            *(
+                self._emit(
+                    self._model_topic(model),
+                    task.task_id,
+                    ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
+                                 expected_models=state["asked"]),
+                )
+                for model in state["asked"]
+                if model not in state["answers"] and model not in state["failures"]
+            )
         )

@@ -1,40 +1,87 @@
-"""Task intake: which model calls a valid task becomes.
+"""Task intake: which models a valid task asks, and in what order.
 
-Pure: a task and the catalog in, ModelRequests out. A task that cannot run
-(an unknown model, labels missing for a label task) raises :class:`InvalidTask`
-with a reason a caller can act on; the agent sends it to the dead letters.
+Pure: a task, the catalog and measured reliabilities in, a plan out. A task
+that cannot run (an unknown model, a bad JSON schema) raises
+:class:`InvalidTask` with a reason a caller can act on; the agent sends it to
+the dead letters.
+
+Which models:
+- the task names them: those (``single`` mode: the first);
+- the task sets ``min_models``/``max_models`` or ``early_stop``: chosen from
+  the whole catalog for diversity (one per family first, then by measured
+  reliability, :func:`consensus.diversity.pick_models`), as many as the
+  task's complexity asks for within its bounds;
+- otherwise the catalog's default consensus set.
+
+With ``early_stop`` the plan asks only the first batch now
+(:func:`consensus.sequential.plan_next`); the consensus agent asks the rest
+if the vote is not yet settled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 
-from swarmstream.schemas.models import ModelRequest, TaskRequest
+from swarmstream.agents.consensus.diversity import models_for_complexity, pick_models
+from swarmstream.agents.consensus.sequential import plan_next
+from swarmstream.schemas.models import TaskRequest
+
+DEFAULT_MAX_MODELS = 5
+"""Diversity picks never exceed this unless the task asks: five independent
+voters already take a 0.7-accurate fleet to ~0.84 (majority), and each extra
+model is paid for."""
 
 
 class InvalidTask(ValueError):
     """A task that decoded but cannot run; the message says why."""
 
 
-def plan_fanout(task: TaskRequest, *, known_models: Sequence[str], default_models: Sequence[str]) -> list[ModelRequest]:
-    """One request per model: the task's own list, else the catalog's default set."""
-    models = list(dict.fromkeys(task.models)) or list(default_models)
-    unknown = [m for m in models if m not in known_models]
-    if unknown:
-        raise InvalidTask(f"unknown model(s) {unknown} (known: {sorted(known_models)})")
-    if not models:
-        raise InvalidTask("no models: the task names none and the catalog has no default set")
-    if task.mode == "single":
-        models = models[:1]
+@dataclass(frozen=True)
+class Plan:
+    order: list[str]
+    ask: list[str]
+    deadline_ms: int
+
+
+def plan_task(
+    task: TaskRequest,
+    *,
+    families: Mapping[str, str],
+    default_models: Sequence[str],
+    reliability: Mapping[str, float] | None = None,
+) -> Plan:
+    order = choose_models(task, families=families, default_models=default_models, reliability=reliability or {})
     if task.answer_type == "json" and task.json_schema is not None:
         try:
             orjson.loads(task.json_schema)
         except orjson.JSONDecodeError as exc:
             raise InvalidTask(f"json_schema is not valid JSON: {exc}") from None
-    deadline_ms = task.created_ms + task.timeout_ms
-    return [
-        ModelRequest(task=task, model_id=model, attempt=0, deadline_ms=deadline_ms, expected_models=models)
-        for model in models
-    ]
+    ask = plan_next(order, {}, [], max_models=len(order)).ask if task.early_stop else order
+    return Plan(order=order, ask=ask, deadline_ms=task.created_ms + task.timeout_ms)
+
+
+def choose_models(
+    task: TaskRequest, *, families: Mapping[str, str], default_models: Sequence[str], reliability: Mapping[str, float]
+) -> list[str]:
+    if task.models:
+        models = list(dict.fromkeys(task.models))
+        unknown = [m for m in models if m not in families]
+        if unknown:
+            raise InvalidTask(f"unknown model(s) {unknown} (known: {sorted(families)})")
+        return models[:1] if task.mode == "single" else models
+    if task.min_models > task.max_models > 0:
+        raise InvalidTask(f"min_models {task.min_models} > max_models {task.max_models}")
+    if task.mode == "single":
+        return list(default_models[:1])
+    if not (task.min_models or task.max_models or task.early_stop):
+        if not default_models:
+            raise InvalidTask("no models: the task names none and the catalog has no default set")
+        return list(default_models)
+    upper = min(task.max_models or DEFAULT_MAX_MODELS, len(families))
+    lower = min(task.min_models or 1, upper)
+    n = upper if task.early_stop else models_for_complexity(task.prompt, task.answer_type, lower, upper)
+    candidates = [(m, family, reliability.get(m, 0.5)) for m, family in families.items()]
+    return pick_models(candidates, n)

@@ -22,7 +22,16 @@ from .chains import (
     UnknownChainError,
     load_chains,
 )
-from .circuit import Admission, CircuitConfig, CircuitState, admit, begin_probe, is_health_failure, record, record_outcome
+from .circuit import (
+    Admission,
+    CircuitConfig,
+    CircuitState,
+    admit,
+    begin_probe,
+    is_health_failure,
+    record,
+    record_outcome,
+)
 from .planner import (
     AttemptRecord,
     Call,

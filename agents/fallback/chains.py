@@ -77,6 +77,12 @@ def _config_error(subpath: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("chains_config", "{message}", {"message": message, "subpath": subpath})
 
 
+def _check_failure_classes(mapping: dict[Any, Any]) -> None:
+    for key in mapping:
+        if key not in _CLASS_NAMES:
+            raise _config_error(str(key), f"unknown failure class {key!r} (known: {', '.join(sorted(_CLASS_NAMES))})")
+
+
 class Transform(BaseModel):
     """How the request changes before it is sent to this link.
 
@@ -147,6 +153,13 @@ class Link(BaseModel):
             data = dict(data)
             data["on"] = data.pop(True)
         return data
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on_keys_are_classes(cls, on: Any) -> Any:
+        if isinstance(on, dict):
+            _check_failure_classes(on)
+        return on
 
     @field_validator("model")
     @classmethod
@@ -223,33 +236,42 @@ class ChainsConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _merge_overrides(cls, data: Any) -> Any:
-        """Per-model breaker and per-class retry entries are partial: merge each onto its default,
-        so ``sim-x: {cooldown_ms: 20000}`` keeps every other threshold."""
+        """Per-model breaker entries (and per-class retry entries, below) are partial: each is
+        merged onto its default, so ``sim-x: {cooldown_ms: 20000}`` keeps every other threshold."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         circuit = data.get("circuit")
-        base_circuit = circuit if isinstance(circuit, dict) else {}
+        if isinstance(circuit, CircuitConfig):
+            base_circuit: dict[str, Any] = circuit.model_dump()
+        else:
+            base_circuit = circuit if isinstance(circuit, dict) else {}
         circuits = data.get("circuits")
         if isinstance(circuits, dict):
             data["circuits"] = {
                 model: {**base_circuit, **override} if isinstance(override, dict) else override
                 for model, override in circuits.items()
             }
-        retry = data.get("retry")
-        if isinstance(retry, dict):
-            merged: dict[Any, Any] = {}
-            for name, override in retry.items():
-                if isinstance(override, dict) and name in _CLASS_NAMES:
-                    merged[name] = {**DEFAULT_POLICIES[FailureClass(name)].model_dump(), **override}
-                else:
-                    merged[name] = override
-            data["retry"] = merged
         return data
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _merge_retry_defaults(cls, retry: Any) -> Any:
+        if not isinstance(retry, dict):
+            return retry
+        _check_failure_classes(retry)
+        return {
+            name: {**DEFAULT_POLICIES[FailureClass(name)].model_dump(), **override}
+            if isinstance(override, dict)
+            else override
+            for name, override in retry.items()
+        }
 
     @field_validator("circuits")
     @classmethod
-    def _circuit_models_known(cls, circuits: dict[str, CircuitConfig], info: ValidationInfo) -> dict[str, CircuitConfig]:
+    def _circuit_models_known(
+        cls, circuits: dict[str, CircuitConfig], info: ValidationInfo
+    ) -> dict[str, CircuitConfig]:
         known = (info.context or {}).get(_KNOWN_MODELS)
         if known is not None:
             for model in circuits:

@@ -220,8 +220,8 @@ def window_counts(state: State | None, *, now_ms: int, config: CircuitConfig) ->
 def _should_open(state: State, config: CircuitConfig) -> bool:
     if state["consecutive_failures"] >= config.consecutive_failures:
         return True
-    calls = sum(b[1] for b in state["buckets"])
-    failures = sum(b[2] for b in state["buckets"])
+    calls = sum(int(b[1]) for b in state["buckets"])
+    failures = sum(int(b[2]) for b in state["buckets"])
     return calls >= config.min_calls and failures >= config.failure_rate * calls
 
 

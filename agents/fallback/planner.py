@@ -252,7 +252,9 @@ class PreparedRequest:
     max_tokens: int
 
 
-def apply_transform(transform: Transform | None, *, prompt: str, system: str | None, max_tokens: int) -> PreparedRequest:
+def apply_transform(
+    transform: Transform | None, *, prompt: str, system: str | None, max_tokens: int
+) -> PreparedRequest:
     """The request as this link sends it; rules in ``chains.Transform``."""
     if transform is None:
         return PreparedRequest(prompt, system, max_tokens)
@@ -580,18 +582,14 @@ def _require_awaiting(progress: ChainProgress) -> int:
     return progress.awaiting_attempt
 
 
-def _learn_prompt_floor(
-    progress: ChainProgress, link: Link, window: int | None, max_tokens: int
-) -> ChainProgress:
+def _learn_prompt_floor(progress: ChainProgress, link: Link, window: int | None, max_tokens: int) -> ChainProgress:
     if window is None or (link.transform is not None and link.transform.truncate_prompt_chars is not None):
         return progress  # a truncated prompt says nothing about the full one
     floor = window - effective_max_tokens(max_tokens, link.transform) + 1
     return replace(progress, min_prompt_tokens=max(progress.min_prompt_tokens, floor))
 
 
-def _out_of_budget_or_time(
-    progress: ChainProgress, *, chain: Chain, now_ms: int, deadline_ms: int
-) -> Exhausted | None:
+def _out_of_budget_or_time(progress: ChainProgress, *, chain: Chain, now_ms: int, deadline_ms: int) -> Exhausted | None:
     if len(progress.attempts) >= chain.max_attempts:
         return Exhausted(
             "budget_spent",

@@ -6,13 +6,13 @@ to the next link, the task's attempt budget, the deadline) is the planner's.
 
 Defaults (``DEFAULT_POLICIES``)::
 
-    class            calls of one link   delay before retry n (before jitter)     why
-    timeout          2 (1 retry)         250 ms * 2^(n-1), at most 2 s            a slow spell passes; a second timeout means move on
-    rate_limited     3 (2 retries)       1 s * 2^(n-1), at most 10 s, and never   the limit resets; Retry-After says when
-                                         before Retry-After
-    server_error     3 (2 retries)       200 ms * 2^(n-1), at most 5 s            5xx are mostly transient (overload, deploys)
-    network          3 (2 retries)       100 ms * 2^(n-1), at most 2 s            a reset connection is cheap to redo
-    auth, bad_request, context_length,   1 (no retry)                            the same request gets the same answer
+    class           calls of one link  delay before retry n (before jitter)   why
+    timeout         2 (1 retry)        250 ms * 2^(n-1), at most 2 s          a slow spell passes; twice means move on
+    rate_limited    3 (2 retries)      1 s * 2^(n-1), at most 10 s, and       the limit resets; Retry-After says when
+                                       never before Retry-After
+    server_error    3 (2 retries)      200 ms * 2^(n-1), at most 5 s          5xx are mostly transient (overload)
+    network         3 (2 retries)      100 ms * 2^(n-1), at most 2 s          a reset connection is cheap to redo
+    auth, bad_request, context_length, 1 (no retry)                           the same request gets the same answer
     content_policy, invalid_output
 
 Backoff formula, for retry number ``n`` (1 for the first retry) and a uniform

@@ -47,7 +47,9 @@ class SelectionDecision:
         }
 
 
-def _exceeded(forecast_micros: int, remaining_micros: int | None, excluded: Sequence[str], why: str) -> SelectionDecision:
+def _exceeded(
+    forecast_micros: int, remaining_micros: int | None, excluded: Sequence[str], why: str
+) -> SelectionDecision:
     return SelectionDecision("budget_exceeded", None, forecast_micros, remaining_micros, tuple(excluded), why)
 
 
@@ -74,7 +76,8 @@ def decide(
         if named is None and remaining_micros is not None:
             raise SelectionError(
                 f"task names model {task_model!r}, which is not among the candidates "
-                f"({', '.join(c.model_id for c in candidates) or 'none'}): its cost cannot be forecast against the budget"
+                f"({', '.join(c.model_id for c in candidates) or 'none'}): "
+                "its cost cannot be forecast against the budget; pass it as a candidate"
             )
         forecast = named.cost_micros_est if named else 0
         if remaining_micros is not None and forecast > remaining_micros:

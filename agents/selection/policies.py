@@ -109,7 +109,9 @@ def _penalties(
 def _argmax(scores: Sequence[float], candidates: Sequence[Candidate]) -> int:
     """Index of the best score; ties go to the cheaper forecast, then the lower model id,
     so a deterministic policy is reproducible from its logged inputs."""
-    return min(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].cost_micros_est, candidates[i].model_id))
+    return min(
+        range(len(candidates)), key=lambda i: (-scores[i], candidates[i].cost_micros_est, candidates[i].model_id)
+    )
 
 
 def _deterministic(

@@ -19,6 +19,7 @@ from swarmstream.schemas.models import (
     Failure,
     ModelRequest,
     ModelResponse,
+    ReviewItem,
     StepContext,
     TaskRequest,
     TaskResult,
@@ -36,6 +37,8 @@ EXAMPLES = [
     Failure(step=STEP, failure_class="rate_limited", retryable=True, retry_after_ms=1000, status_code=429),
     TaskResult(task_id="t-1", status="ok", answer="4", agreement=1.0, confidence=0.9,
                votes=[CastVote(model_id="a", answer="4")], attempts=[Attempt(model_id="b", failure_class="timeout")]),
+    ReviewItem(task=TASK, result=TaskResult(task_id="t-1", status="low_consensus", answer="4"), reason="split",
+               flagged_ms=3),
     DeadLetter(topic="swarm.tasks", partition=0, offset=3, key=b"k", value=b"\x00\xff", reason="bad", received_ms=9),
 ]
 

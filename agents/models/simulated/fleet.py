@@ -119,7 +119,7 @@ class SimFleet:
         # by handlers, which wake at once anyway (see _sleep).
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
         self._stopping = False
         host, port = self._runner.addresses[0][:2]
