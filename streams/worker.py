@@ -32,22 +32,9 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
 
 
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
-    """The environment that makes a child worker see the same settings."""
-    env = {
-        "SWARM_BROKER": broker_url,
-        "SWARM_APP_ID": settings.app_id,
-        "SWARM_TOPIC_PREFIX": settings.topic_prefix,
-        "SWARM_PARTITIONS": str(settings.partitions),
-        "SWARM_MODELS": str(settings.models),
-        "SWARM_STORE": settings.store,
-        "SWARM_DATA_DIR": str(settings.data_dir),
-        "SWARM_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
-        "SWARM_REVIEW_THRESHOLD": str(settings.review_threshold),
-    }
-    if settings.sim_url:
-        env["SWARM_SIM_URL"] = settings.sim_url
-    if settings.group_instance_id:
-        env["SWARM_GROUP_INSTANCE_ID"] = settings.group_instance_id
+    """The environment that makes a child worker see exactly these settings."""
+    env = {f"SWARM_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value is not None}
+    env["SWARM_BROKER"] = broker_url
     return env
 
 

@@ -103,22 +103,21 @@ def apply(
         return Step(state)
 
     pending = [m for m in state["asked"] if m not in state["answers"] and m not in state["failures"]]
+    if pending:
+        return Step(state)
     if state["task"].get("early_stop"):
+        # Judged once per batch, as in bench/consensus.py: judging after every single
+        # answer would stop on one vote (Beta(2, 1) already gives 0.75).
         plan = plan_next(
             state["order"],
             {m: a["answer"] for m, a in state["answers"].items()},
             list(state["failures"]),
             max_models=len(state["order"]),
             threshold=stop_threshold,
-            pending=pending,
         )
         if plan.ask:
             state["asked"] = state["asked"] + plan.ask
             return Step(state, ask=plan.ask)
-        if not plan.done and pending:
-            return Step(state)
-    elif pending:
-        return Step(state)
     state["done"] = True
     return Step(state, result=decide(state, review_threshold, reliability or {}))
 
