@@ -42,8 +42,9 @@ class WorkerProcess:
     """A ``swarmstream worker`` child; :meth:`stop` always leaves no process behind."""
 
     def __init__(self, settings: Settings, broker_url: str, *, extra_env: Mapping[str, str] | None = None,
-                 log_path: str | None = None, loglevel: str = os.environ.get("SWARM_WORKER_LOGLEVEL", "warning")) -> None:
+                 log_path: str | None = None) -> None:
         env = {**os.environ, **settings_env(settings, broker_url), **(extra_env or {})}
+        loglevel = env.get("SWARM_WORKER_LOGLEVEL", "warning")
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.killed = False
         self.proc = subprocess.Popen(
