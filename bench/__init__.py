@@ -12,3 +12,4 @@ BENCHMARKS: dict[str, str] = {}
 BENCHMARKS["consensus"] = "swarmstream.bench.consensus"
 BENCHMARKS["routing"] = "swarmstream.bench.routing"
 BENCHMARKS["concurrency"] = "swarmstream.bench.concurrency"
+BENCHMARKS["pipeline"] = "swarmstream.bench.pipeline"

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AnswerType = Literal["label", "number", "json", "text"]
-Mode = Literal["consensus", "single"]
+Mode = Literal["consensus", "single", "chain"]
 ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed"]
 
 MAX_PROMPT_CHARS = 1_000_000
@@ -54,6 +54,7 @@ class TaskRequest(Record):
     min_models: int = Field(default=0, ge=0, le=64)
     max_models: int = Field(default=0, ge=0, le=64)
     early_stop: bool = False
+    chain: str | None = None
     timeout_ms: int = Field(default=30_000, gt=0, le=86_400_000)
     max_tokens: int = Field(default=256, gt=0, le=1_000_000)
     tenant: str = "default"
@@ -76,6 +77,8 @@ class ModelRequest(Record):
     attempt: int = 0
     deadline_ms: int
     expected_models: list[str] = []
+    not_before_ms: int = 0
+    probe: bool = False
 
 
 class StepContext(Record):
@@ -172,6 +175,7 @@ class TaskResult(Record):
     confidence: float = 0.0
     strategy: str = ""
     tie: bool = False
+    answered_by: str | None = None
     votes: list[CastVote] = []
     attempts: list[Attempt] = []
     models_asked: int = 0
@@ -188,6 +192,16 @@ class ReviewItem(Record):
     result: TaskResult
     reason: str
     flagged_ms: int
+
+
+class CircuitEvent(Record):
+    avro_name: ClassVar[str] = "swarmstream.CircuitEvent"
+
+    model_id: str
+    ok: bool
+    failure_class: str | None = None
+    at_ms: int
+    probe: bool = False
 
 
 class DeadLetter(Record):
@@ -212,6 +226,7 @@ RECORDS: tuple[type[Record], ...] = (
     Failure,
     TaskResult,
     ReviewItem,
+    CircuitEvent,
     DeadLetter,
 )
 """Top-level event types, each with its own ``.avsc`` file."""

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "agents" / "models" / "models.yaml"
+DEFAULT_CHAINS = Path(__file__).resolve().parent.parent / "agents" / "fallback" / "chains.yaml"
 
 
 class Settings(BaseSettings):
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("swarm", description="every topic is <prefix>.<name>; tests use unique prefixes")
     partitions: int = Field(4, ge=1, le=1024)
     models: Path = Field(DEFAULT_CATALOG, description="the model catalog (models.yaml)")
+    chains: Path = Field(DEFAULT_CHAINS, description="fallback chains, breakers and retry policies (chains.yaml)")
     sim_url: str | None = Field(None, description="base URL of the simulated fleet, for `provider: simulated`")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     data_dir: Path = Field(Path(".swarmstream"), description="where rocksdb tables live")
@@ -87,6 +89,14 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
+    @property
+    def delays(self) -> str:
+        return f"{self.prefix}.delays"
+
+    @property
+    def circuit(self) -> str:
+        return f"{self.prefix}.circuit"
+
     def model(self, model_id: str) -> str:
         return f"{self.prefix}.model.{model_id}"
 
@@ -96,8 +106,10 @@ class TopicNames:
         return [
             self.tasks,
             *(self.model(m) for m in model_ids),
+            self.delays,
             self.responses,
             self.failures,
+            self.circuit,
             self.results,
             self.review,
             self.dead_letters,

@@ -1,8 +1,13 @@
 """The whole graph in one place: every topic, table and agent, and how they link.
 
     tasks ──► intake ──► model.<id> ──► model-call ──► responses | failures
-    responses + failures ──► consensus (windowed table) ──► results (+ review)
-                                  └─ early stop: more model.<id> requests; quality labels (table)
+                 │                            └──► circuit (one event per call, keyed by model)
+                 └─ chain: first link (or delays, when it must wait)
+    responses + failures ──► outcomes: task table (windowed) ──► results (+ review)
+                                 ├─ consensus: early stop asks more model.<id>; quality labels (table)
+                                 └─ chain: retry / next link ──► model.<id> | delays; metrics (table)
+    delays ──► (sleep until not_before) ──► model.<id>
+    circuit ──► every worker's breakers (replayed from the start)
     responses + failures ──► stats (table)
     undecodable or invalid input ──► dead-letters
 
@@ -13,27 +18,37 @@ tables, and runs it with :func:`streams.inflight.run_in_order`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.streams import current_event
 
 from swarmstream.agents.consensus.agent import ConsensusJoiner
-from swarmstream.agents.consensus.join import State
 from swarmstream.agents.dispatch.agent import Dispatcher
+from swarmstream.agents.fallback.agent import ChainRunner, DelayLine
+from swarmstream.agents.fallback.board import CircuitBoard
+from swarmstream.agents.fallback.chains import ChainsConfig, ChainsError, load_chains
 from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.catalog import Catalog
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.stats import quality
 from swarmstream.agents.stats.agent import StatsRecorder
+from swarmstream.agents.taskstate import Finisher, State
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Record, TaskResult
+from swarmstream.schemas.models import Record, TaskResult, now_ms
 from swarmstream.streams.app import create_app, window_expiry
+from swarmstream.streams.circuits import follow_circuit_log
 from swarmstream.streams.inflight import Handler, run_in_order
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
+
+
+log = logging.getLogger(__name__)
+
+DELAYED_IN_FLIGHT = 4096
+"""Delayed requests mostly sleep: many may wait at once for little memory."""
 
 
 class WindowedStore:
@@ -69,6 +84,7 @@ class Topology:
     settings: Settings
     catalog: Catalog
     pool: ClientPool = field(default_factory=ClientPool)
+    board: CircuitBoard | None = None
 
     async def emit(self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None) -> None:
         fut = await self.app.producer.send(
@@ -100,6 +116,7 @@ class QualityBook:
         self._partitions = partitions
 
     def record(self, state: State, result: TaskResult, partition: int) -> None:
+        """Called by the consensus agent for each decided task, inside its event."""
         category = state["task"].get("category") or "*"
         for model, agreed in quality.labels(result):
             for cat in {category, "*"}:
@@ -114,17 +131,60 @@ class QualityBook:
         return out
 
 
+class ShardedCounters:
+    """Counters per ``name|shard`` in a table, the shard being the input partition
+    (each shard has one writer; readers add the shards up)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def add(self, name: str, metric: str, amount: int, partition: int) -> None:
+        key = f"{name}|{partition}"
+        counts = dict(self._table.get(key) or {})
+        counts[metric] = counts.get(metric, 0) + amount
+        self._table[key] = counts
+
+
+def chains_for(settings: Settings, catalog: Catalog) -> ChainsConfig:
+    """The configured chains; the shipped example chains only when the catalog has their models
+    (a custom catalog without its own chains file runs with no chains: chain tasks are dead-lettered)."""
+    windows = {m.id: m.context_window for m in catalog.models.values()}
+    try:
+        return load_chains(settings.chains, known_models=windows)
+    except ChainsError:
+        if settings.chains != DEFAULT_CHAINS:
+            raise
+        log.warning("the example chains in %s name models this catalog lacks: no chains configured", DEFAULT_CHAINS)
+        return ChainsConfig.model_construct(chains={})  # "at least one chain" holds for files, not for none
+
+
 def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     app = create_app(settings, broker_url)
     topo = Topology(app, settings, catalog)
     names = settings.topics
     partitions = settings.partitions
+    chains_config = chains_for(settings, catalog)
 
-    consensus_table = app.Table("consensus", default=None, partitions=partitions).tumbling(
+    task_table = app.Table("tasks", default=None, partitions=partitions).tumbling(
         settings.consensus_window_s, expires=window_expiry(settings)
     )
-    store = WindowedStore(consensus_table, app)
+    store = WindowedStore(task_table, app)
     book = QualityBook(app.Table("model-quality", default=None, partitions=partitions), partitions)
+    chain_metrics = ShardedCounters(app.Table("chain-metrics", default=None, partitions=partitions))
+    board = CircuitBoard(chains_config.circuit_for, now_ms)
+    finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
+                        review_threshold=settings.review_threshold)
+    chains = ChainRunner(
+        chains=chains_config,
+        context_windows={m.id: m.context_window for m in catalog.models.values()},
+        board=board,
+        store=store,
+        emit=topo.emit,
+        finisher=finisher,
+        model_topic=names.model,
+        delay_topic=names.delays,
+        metrics=chain_metrics.add,
+    )
 
     dispatcher = Dispatcher(
         emit=topo.emit,
@@ -133,6 +193,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         dead_letter_topic=names.dead_letters,
         families={m.id: m.family for m in catalog.models.values()},
         default_models=catalog.default_consensus,
+        chains=chains,
         reliability=book.reliability,
     )
     topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
@@ -144,33 +205,37 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
             responses_topic=names.responses,
             failures_topic=names.failures,
             dead_letter_topic=names.dead_letters,
+            circuit_topic=names.circuit,
         )
         topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
 
-    def learn(state: State, result: TaskResult) -> None:
-        event = current_event()
-        if event is not None:
-            book.record(state, result, event.message.partition)
+    delays = DelayLine(emit=topo.emit, model_topic=names.model, dead_letter_topic=names.dead_letters)
+    topo.wire("delays", topo.raw_topic(names.delays), delays.handle, DELAYED_IN_FLIGHT)
 
     joiner = ConsensusJoiner(
         store=store,
         emit=topo.emit,
+        finisher=finisher,
         model_topic=names.model,
-        results_topic=names.results,
-        review_topic=names.review,
         dead_letter_topic=names.dead_letters,
         review_threshold=settings.review_threshold,
         stop_threshold=settings.early_stop_threshold,
         reliability=book.reliability,
-        on_decided=learn,
+        on_decided=book.record,
+        chains=chains.handle,
     )
-    topo.wire("consensus", topo.raw_topic(names.responses, names.failures), joiner.handle, 256)
+    topo.wire("outcomes", topo.raw_topic(names.responses, names.failures), joiner.handle, 256)
 
     stats_table = app.Table("model-stats", default=None, partitions=partitions)
     topo.wire("stats", topo.raw_topic(names.responses, names.failures), StatsRecorder(stats_table).handle, 256)
+
+    @app.task  # type: ignore[misc]
+    async def circuit_log() -> None:
+        await follow_circuit_log(app.swarm_bootstrap, names.circuit, board)
 
     async def close_http(sender: Any, **kwargs: Any) -> None:
         await topo.pool.aclose()
 
     app.on_before_shutdown.connect(close_http)
+    topo.board = board
     return topo

@@ -22,6 +22,7 @@ from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
 TEST_FLEET = Path(__file__).parent / "fleet.yaml"
+TEST_CHAINS = Path(__file__).parent / "chains.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +40,7 @@ def make_stack(broker_url: str, tmp_path: Path) -> Callable[..., object]:
     """``async with make_stack(workers=1, **settings) as stack``: a fresh pipeline on the session broker."""
 
     def factory(*, workers: int = 1, **overrides: object):  # type: ignore[no-untyped-def]
-        settings = unique_settings(Settings(models=TEST_FLEET), **overrides)
+        settings = unique_settings(Settings(models=TEST_FLEET, chains=TEST_CHAINS), **overrides)
         return running_stack(settings, broker_url=broker_url, workers=workers, log_dir=tmp_path)
 
     return factory

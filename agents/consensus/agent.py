@@ -1,72 +1,52 @@
-"""Consensus agent: swarm.responses + swarm.failures -> swarm.results (+ swarm.review).
+"""Outcome agent: swarm.responses + swarm.failures -> swarm.results (+ swarm.review).
 
-Moves events only; the decisions are :mod:`.join`'s. The done mark is written
-to the table after the result is acknowledged, never before, and the input
-is acked only once the mark is flushed to the changelog: a crash in between
-can repeat a result (the window is one changelog write; consumers dedupe by
-task_id) but never lose one. Until then the task id sits in ``_publishing``
-so a redelivered outcome cannot decide the same task twice.
+Moves events only: consensus decisions are :mod:`.join`'s, chain-mode tasks
+go to the chain runner, and :class:`~swarmstream.agents.taskstate.Finisher`
+ends every task exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
 
-from swarmstream.agents.consensus.join import State, apply, review_reason
+from swarmstream.agents.consensus.join import apply
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.taskstate import Finisher, State, TaskStore
 from swarmstream.schemas.codec import DecodeError, codec
-from swarmstream.schemas.models import (
-    Failure,
-    ModelRequest,
-    ModelResponse,
-    ReviewItem,
-    TaskRequest,
-    TaskResult,
-    now_ms,
-)
-
-
-class ConsensusStore(Protocol):
-    """The consensus table, addressed by task and the task's creation time (its window)."""
-
-    def get(self, task_id: str, created_ms: int) -> State | None: ...
-    def set(self, task_id: str, created_ms: int, state: State) -> None: ...
-    async def flush(self) -> None:
-        """Until every write so far is in the changelog."""
-
+from swarmstream.schemas.models import Failure, ModelRequest, ModelResponse, TaskRequest, TaskResult
 
 Reliability = Callable[[list[str], str | None], Mapping[str, float]]
 """(models, category) -> each model's measured reliability, for weighted votes."""
+
+ChainHandler = Callable[[ModelResponse | Failure, int], Awaitable[None]]
 
 
 class ConsensusJoiner:
     def __init__(
         self,
         *,
-        store: ConsensusStore,
+        store: TaskStore,
         emit: Emit,
+        finisher: Finisher,
         model_topic: Callable[[str], str],
-        results_topic: str,
-        review_topic: str,
         dead_letter_topic: str,
         review_threshold: float,
         stop_threshold: float,
         reliability: Reliability = lambda models, category: {},
-        on_decided: Callable[[State, TaskResult], None] = lambda state, result: None,
+        on_decided: Callable[[State, TaskResult, int], None] = lambda state, result, partition: None,
+        chains: ChainHandler | None = None,
     ) -> None:
         self._store = store
         self._emit = emit
+        self._finisher = finisher
         self._model_topic = model_topic
-        self._results = results_topic
-        self._review = review_topic
         self._dead_letters = dead_letter_topic
         self._review_threshold = review_threshold
         self._stop_threshold = stop_threshold
         self._reliability = reliability
         self._on_decided = on_decided
-        self._publishing: set[str] = set()
+        self._chains = chains
 
     async def handle(self, message: InputMessage) -> None:
         try:
@@ -78,7 +58,10 @@ class ConsensusJoiner:
             await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
             return
         step = outcome.step
-        if step.task_id in self._publishing:
+        if self._finisher.busy(step.task_id):
+            return
+        if step.mode == "chain" and self._chains is not None:
+            await self._chains(outcome, message.partition)
             return
         state = self._store.get(step.task_id, step.created_ms)
         asked = state["asked"] if state else step.expected_models
@@ -96,14 +79,8 @@ class ConsensusJoiner:
             if decided.ask:
                 await self._ask(decided.state, decided.ask)
             return
-        self._publishing.add(step.task_id)
-        try:
-            await self._publish(decided.state, decided.result)
-            self._store.set(step.task_id, step.created_ms, decided.state)
-            await self._store.flush()
-        finally:
-            self._publishing.discard(step.task_id)
-        self._on_decided(decided.state, decided.result)
+        await self._finisher.finish(decided.state, decided.result)
+        self._on_decided(decided.state, decided.result, message.partition)
 
     async def _ask(self, state: State, models: list[str]) -> None:
         task = TaskRequest.model_validate(state["task"])
@@ -118,14 +95,3 @@ class ConsensusJoiner:
                 for model in models
             )
         )
-
-    async def _publish(self, state: State, result: TaskResult) -> None:
-        if result.status == "low_consensus" and "prompt" in state["task"]:
-            item = ReviewItem(
-                task=TaskRequest.model_validate(state["task"]),
-                result=result,
-                reason=review_reason(result, self._review_threshold),
-                flagged_ms=now_ms(),
-            )
-            await self._emit(self._review, result.task_id, item)
-        await self._emit(self._results, result.task_id, result)

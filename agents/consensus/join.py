@@ -25,6 +25,7 @@ from typing import Any
 from swarmstream.agents.consensus.sequential import plan_next
 from swarmstream.agents.consensus.strategies import aggregate
 from swarmstream.agents.consensus.votes import Decision, Vote
+from swarmstream.agents.taskstate import State
 from swarmstream.schemas.models import (
     Attempt,
     CastVote,
@@ -35,7 +36,6 @@ from swarmstream.schemas.models import (
     now_ms,
 )
 
-State = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -176,10 +176,3 @@ def status_of(decision: Decision, failures: Mapping[str, Mapping[str, Any]], rev
     if any(f["class"] == "timeout" for f in failures.values()):
         return "partial"
     return "ok"
-
-
-def review_reason(result: TaskResult, review_threshold: float) -> str:
-    return (
-        f"agreement {result.agreement:.2f} / confidence {result.confidence:.2f} below the review threshold "
-        f"{review_threshold:.2f}: {len(result.votes)} answers, {len({v.answer for v in result.votes})} distinct"
-    )

@@ -1,8 +1,9 @@
 """Intake agent: swarm.tasks -> swarm.model.<id>, bad input -> swarm.dead-letters.
 
-It opens the task's consensus state before sending any request, so the join
+It opens the task's state before sending any request, so the outcome agent
 knows the task (its prompt, for review and for asking more models) and an
-intake retried after a crash re-sends the same requests.
+intake retried after a crash re-sends the same requests. Chain-mode tasks
+are planned by the chain runner.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 
-from swarmstream.agents.consensus.agent import ConsensusStore, Reliability
+from swarmstream.agents.consensus.agent import Reliability
 from swarmstream.agents.consensus.join import open_task
 from swarmstream.agents.dispatch.intake import InvalidTask, plan_task
+from swarmstream.agents.fallback.agent import ChainRunner
+from swarmstream.agents.fallback.chains import UnknownChainError
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.taskstate import TaskStore
 from swarmstream.schemas.codec import DecodeError, decode_task
-from swarmstream.schemas.models import ModelRequest
+from swarmstream.schemas.models import ModelRequest, TaskRequest
 
 
 class Dispatcher:
@@ -23,11 +27,12 @@ class Dispatcher:
         self,
         *,
         emit: Emit,
-        store: ConsensusStore,
+        store: TaskStore,
         model_topic: Callable[[str], str],
         dead_letter_topic: str,
         families: Mapping[str, str],
         default_models: Sequence[str],
+        chains: ChainRunner | None = None,
         reliability: Reliability = lambda models, category: {},
     ) -> None:
         self._emit = emit
@@ -36,18 +41,22 @@ class Dispatcher:
         self._dead_letters = dead_letter_topic
         self._families = dict(families)
         self._default = list(default_models)
+        self._chains = chains
         self._reliability = reliability
 
     async def handle(self, message: InputMessage) -> None:
         try:
             task = decode_task(message.value, message.headers, key=message.key)
+            if task.mode == "chain":
+                await self._open_chain(task, message.partition)
+                return
             plan = plan_task(
                 task,
                 families=self._families,
                 default_models=self._default,
                 reliability=self._reliability(list(self._families), task.category),
             )
-        except (DecodeError, InvalidTask) as exc:
+        except (DecodeError, InvalidTask, UnknownChainError) as exc:
             key = (message.key or b"").decode("utf-8", "replace")
             await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
             return
@@ -69,3 +78,13 @@ class Dispatcher:
                 if model not in state["answers"] and model not in state["failures"]
             )
         )
+
+    async def _open_chain(self, task: TaskRequest, partition: int) -> None:
+        if self._chains is None:
+            raise InvalidTask("chain mode is not configured on this worker")
+        state = self._store.get(task.task_id, task.created_ms)
+        if state is not None:
+            await self._chains.resend(state)  # redelivered after a crash
+            return
+        state, decision = self._chains.open(task)
+        await self._chains.start(state, decision, partition)

@@ -15,18 +15,26 @@ from swarmstream.agents.models.parsing import parse_answer
 from swarmstream.agents.models.providers.base import ChatRequest, Provider
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
 from swarmstream.schemas.codec import DecodeError, codec
-from swarmstream.schemas.models import Failure, ModelRequest, ModelResponse, StepContext, now_ms
+from swarmstream.schemas.models import CircuitEvent, Failure, ModelRequest, ModelResponse, StepContext, now_ms
 
 
 class ModelCaller:
     def __init__(
-        self, *, provider: Provider, emit: Emit, responses_topic: str, failures_topic: str, dead_letter_topic: str
+        self,
+        *,
+        provider: Provider,
+        emit: Emit,
+        responses_topic: str,
+        failures_topic: str,
+        dead_letter_topic: str,
+        circuit_topic: str | None = None,
     ) -> None:
         self._provider = provider
         self._emit = emit
         self._responses = responses_topic
         self._failures = failures_topic
         self._dead_letters = dead_letter_topic
+        self._circuit = circuit_topic
 
     async def handle(self, message: InputMessage) -> None:
         try:
@@ -37,7 +45,13 @@ class ModelCaller:
             return
         outcome = await self.call(request)
         topic = self._responses if isinstance(outcome, ModelResponse) else self._failures
-        await self._emit(topic, request.task.task_id, outcome)
+        sends = [self._emit(topic, request.task.task_id, outcome)]
+        if self._circuit is not None:
+            failure = outcome.failure_class if isinstance(outcome, Failure) else None
+            event = CircuitEvent(model_id=request.model_id, ok=failure is None, failure_class=failure,
+                                 at_ms=now_ms(), probe=request.probe)
+            sends.append(self._emit(self._circuit, request.model_id, event))
+        await asyncio.gather(*sends)
 
     async def call(self, request: ModelRequest) -> ModelResponse | Failure:
         task = request.task
@@ -82,6 +96,6 @@ def _failure(step: StepContext, exc: ProviderError, started: float) -> Failure:
         status_code=exc.status_code,
         message=str(exc)[:1000],
         latency_ms=int((time.monotonic() - started) * 1000),
-        final=True,
+        final=step.mode != "chain",  # a chain's planner decides what follows
         failed_ms=now_ms(),
     )

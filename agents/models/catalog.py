@@ -27,6 +27,11 @@ DEFAULT_ENDPOINTS: Mapping[str, str] = {
 }
 """Used when a real provider's entry omits ``endpoint``."""
 
+SIM_PROVIDERS: frozenset[str] = frozenset({"simulated", "inproc"})
+"""Providers whose behaviour a ``simulated`` profile describes: the fleet over loopback HTTP
+("simulated") or the same decisions answered inside the worker, with no HTTP ("inproc",
+``providers/inproc.py``: benchmarks of the orchestration's own cost)."""
+
 SIM_OUTCOMES: frozenset[str] = frozenset({"ok", *FailureClass})
 """What a simulated model's ``script`` may list: a success or one failure class."""
 
@@ -97,7 +102,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1)
-    provider: Literal["openai", "anthropic", "simulated"]
+    provider: Literal["openai", "anthropic", "simulated", "inproc"]
     endpoint: str | None = None
     upstream: str = Field(min_length=1)
     api_key_env: str | None = None
@@ -122,7 +127,7 @@ class ModelSpec(BaseModel):
         provider = data.get("provider")
         if data.get("endpoint") is None and isinstance(provider, str) and provider in DEFAULT_ENDPOINTS:
             data["endpoint"] = DEFAULT_ENDPOINTS[provider]
-        if provider == "simulated" and data.get("simulated") is None:
+        if isinstance(provider, str) and provider in SIM_PROVIDERS and data.get("simulated") is None:
             data["simulated"] = {}
         return data
 
@@ -145,8 +150,10 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _sim_profile_only_for_simulated(self) -> ModelSpec:
-        if self.simulated is not None and self.provider != "simulated":
-            raise ValueError(f"'simulated' applies only to provider 'simulated', not {self.provider!r}")
+        if self.simulated is not None and self.provider not in SIM_PROVIDERS:
+            raise ValueError(
+                f"'simulated' applies only to provider 'simulated', not {self.provider!r} ('inproc' takes one too)"
+            )
         return self
 
 

@@ -15,6 +15,7 @@ from swarmstream.schemas.models import (
     RECORDS,
     Attempt,
     CastVote,
+    CircuitEvent,
     DeadLetter,
     Failure,
     ModelRequest,
@@ -39,6 +40,7 @@ EXAMPLES = [
                votes=[CastVote(model_id="a", answer="4")], attempts=[Attempt(model_id="b", failure_class="timeout")]),
     ReviewItem(task=TASK, result=TaskResult(task_id="t-1", status="low_consensus", answer="4"), reason="split",
                flagged_ms=3),
+    CircuitEvent(model_id="a", ok=False, failure_class="server_error", at_ms=5),
     DeadLetter(topic="swarm.tasks", partition=0, offset=3, key=b"k", value=b"\x00\xff", reason="bad", received_ms=9),
 ]
 

@@ -4,6 +4,10 @@ Adding a protocol is one module with an ``HttpProvider`` subclass and one entry 
 ``PROVIDERS``. The simulated fleet needs no entry of its own: it speaks a real
 protocol (``spec.simulated.protocol``) on loopback, so the code path a simulated
 model exercises is the one a real model takes.
+
+Providers that answer without HTTP are in ``LOCAL_PROVIDERS``, by catalog provider
+name: ``inproc`` (``inproc.py``) gives a simulated model's answers inside the worker,
+for benchmarks of the orchestration's own cost.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from swarmstream.agents.models.providers.base import (
     cost_micros,
     now_ms,
 )
+from swarmstream.agents.models.providers.inproc import InprocProvider
 from swarmstream.agents.models.providers.openai import OpenAIProvider
 
 __all__ = [
     "PROVIDERS",
     "AnthropicProvider",
     "ChatRequest",
+    "InprocProvider",
+    "LOCAL_PROVIDERS",
     "ChatResponse",
     "MissingApiKeyError",
     "OpenAIProvider",
@@ -43,6 +50,12 @@ PROVIDERS: dict[str, type[HttpProvider]] = {
 }
 """Protocol name -> provider class. Catalog providers "openai"/"anthropic" map directly;
 "simulated" maps through its profile's protocol."""
+
+LOCAL_PROVIDERS: dict[str, type[InprocProvider]] = {
+    "inproc": InprocProvider,
+}
+"""Catalog provider name -> a provider that needs no endpoint, client or key.
+Kept apart from PROVIDERS, which names wire protocols only."""
 
 
 class MissingApiKeyError(LookupError):
@@ -59,8 +72,12 @@ def build_provider(
     """The provider for ``spec``, using the pooled client of its endpoint.
 
     Reads the key from ``env[spec.api_key_env]`` now, so a missing key fails at
-    start-up rather than on the first task. Simulated models never send a key.
+    start-up rather than on the first task. Simulated models never send a key;
+    local providers (``LOCAL_PROVIDERS``) use neither the pool nor a key.
     """
+    local = LOCAL_PROVIDERS.get(spec.provider)
+    if local is not None:
+        return local(spec, clock=clock)
     if spec.endpoint is None:
         raise ValueError(
             f"model {spec.id!r} has no endpoint; for simulated models pass sim_url to load_catalog"

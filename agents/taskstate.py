@@ -1,0 +1,72 @@
+"""The per-task state every mode shares, and the one way a task ends.
+
+Intake opens a task's state; the consensus join or the chain runner moves it
+on; :class:`Finisher` publishes the task's one result. All of them write the
+same table (keyed by task id, co-partitioned with every task topic), so each
+task has one writer: the worker that owns its partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from swarmstream.agents.ports import Emit
+from swarmstream.schemas.models import ReviewItem, TaskRequest, TaskResult, now_ms
+
+State = dict[str, Any]
+
+
+class TaskStore(Protocol):
+    """The task table, addressed by task and the task's creation time (its window)."""
+
+    def get(self, task_id: str, created_ms: int) -> State | None: ...
+    def set(self, task_id: str, created_ms: int, state: State) -> None: ...
+    async def flush(self) -> None:
+        """Until every write so far is in the changelog."""
+
+
+class Finisher:
+    """Publishes a task's result, then marks the task done.
+
+    The done mark is written after the result is acknowledged, never before,
+    and the caller's input is acked only once the mark is flushed: a crash in
+    between can repeat a result (the window is one changelog write; clients
+    dedupe by task id) but never lose one. Until then the task id is in
+    ``_publishing``, so a redelivered event cannot end the same task twice.
+    """
+
+    def __init__(self, *, store: TaskStore, emit: Emit, results_topic: str, review_topic: str,
+                 review_threshold: float) -> None:
+        self._store = store
+        self._emit = emit
+        self._results = results_topic
+        self._review = review_topic
+        self._review_threshold = review_threshold
+        self._publishing: set[str] = set()
+
+    def busy(self, task_id: str) -> bool:
+        return task_id in self._publishing
+
+    async def finish(self, state: State, result: TaskResult) -> None:
+        task_id, created_ms = result.task_id, state["task"]["created_ms"]
+        self._publishing.add(task_id)
+        try:
+            if result.status == "low_consensus" and "prompt" in state["task"]:
+                await self._emit(self._review, task_id, ReviewItem(
+                    task=TaskRequest.model_validate(state["task"]),
+                    result=result,
+                    reason=review_reason(result, self._review_threshold),
+                    flagged_ms=now_ms(),
+                ))
+            await self._emit(self._results, task_id, result)
+            self._store.set(task_id, created_ms, {**state, "done": True})
+            await self._store.flush()
+        finally:
+            self._publishing.discard(task_id)
+
+
+def review_reason(result: TaskResult, review_threshold: float) -> str:
+    return (
+        f"agreement {result.agreement:.2f} / confidence {result.confidence:.2f} below the review threshold "
+        f"{review_threshold:.2f}: {len(result.votes)} answers, {len({v.answer for v in result.votes})} distinct"
+    )

@@ -1,0 +1,748 @@
+"""Throughput, latency and scaling of the whole pipeline, beside raw Kafka in the same run:
+``swarmstream bench pipeline [--quick] [--json]`` (issue 8).
+
+Everything runs on one embedded broker (or ``SWARM_BROKER``), started once; each part
+gets its own stack (``streams.runtime.running_stack``: fresh topic prefix and consumer
+group, workers as child processes, exactly as the demo runs them). Model answers come
+from ``provider: inproc`` (``agents/models/providers/inproc.py``): the simulated
+fleet's decisions inside the worker, no HTTP, so the figures are the orchestration's
+own cost; part (a) is repeated over the HTTP fleet for comparison. Every consensus task
+names three models, early stopping off, so each task is exactly three model calls.
+
+Parts:
+
+(a) Throughput, one worker, 0 ms models: M tasks (3,000; quick 1,000) published as fast
+    as the client's producer takes them (``submit(wait_ack=False)``, then ``flush``).
+    ``consensus_tasks_per_s`` = M / (last result's ``completed_ms`` - the first
+    submit), in wall-clock ms.
+    ``events_per_s``: events the worker *consumes* per second, 10 per task: 1 task
+    (intake) + 3 model requests (model-call agents) + 3 outcomes read twice (the
+    consensus and the stats agents both subscribe to responses). The worker also
+    produces 7 records per task (3 requests, 3 responses, 1 result) plus table changelog
+    records (``changelog_records_per_task``, counted by reading the changelogs after the
+    run); those are not in events_per_s.
+    ``cpu_ms_per_task``: the worker process's CPU (utime + stime of every thread, from
+    ``/proc/<pid>/stat``) over the burst, divided by M. ``client_cpu_ms_per_task`` is
+    this process (the producer and the result consumer of ``SwarmClient``) and
+    ``broker_cpu_ms_per_task`` the embedded broker, both reported beside it, not in it.
+    ``peak_rss_mb``: the worker's ``VmHWM`` after the burst.
+    ``worker_main_thread_cpu_share``: the part of the worker's CPU spent on its main
+    thread (the event loop running the agents); the rest is Faust's consumer thread and
+    the other threads, from ``/proc/<pid>/task/*/stat``.
+(a') The same over the HTTP fleet (``provider: simulated``, 0 ms): ``cpu_ms_per_task_http``
+    counts the worker *and* this process, which here also serves the simulated fleet
+    (aiohttp) besides the client: the whole pipeline minus the broker, as the issue's
+    4 CPU-ms target defines it. ``cpu_ms_per_task_http_worker`` is the worker alone.
+(b) The ceiling: raw aiokafka in this process moving the same number of messages
+    (10 x M) of the same size (the mean encoded size of the events the worker consumes,
+    ``event_bytes``) through consume -> produce -> commit: the input topic is filled
+    first; a consumer group (same partitions, 10 ms fetch wait, as the worker) reads a
+    batch (``getmany``), produces each record to an output topic (acks=all, linger 0, as
+    the worker), waits for the acks, commits, repeats. ``raw_events_per_s`` is counted
+    from the first batch fetched (the group join is excluded) to the last commit;
+    ``ratio`` = events_per_s / raw_events_per_s.
+(c) Latency under load: open-loop arrivals (a fixed schedule, evenly spaced, not waiting
+    for results) at 25/50/75% of (a)'s rate, models of exactly 100 ms
+    (median = p99), 4 s per rate (full: 8 s), the first 0.5 s dropped as warm-up.
+    End to end is ``completed_ms - created_ms`` of each TaskResult (``created_ms`` is
+    stamped when the task is built, just before it is published); overhead is end to
+    end minus the slowest vote's ``latency_ms`` (the model time the task had to wait
+    for). ``overhead_p99_ms`` is at 50%.
+(d) Concurrency: models of 500 ms, ``max_in_flight`` 256 each, a burst of tasks;
+    tasks/s one worker sustains, and the mean calls in flight that implies
+    (tasks/s x 3 x 0.5 s).
+(e) Scaling: models of 100 ms capped at ``SCALING_IN_FLIGHT`` calls in flight per model
+    per worker, so one worker's ceiling is SCALING_IN_FLIGHT / 0.1 s tasks/s whatever
+    the CPU; with 2 workers twice that. The cap is small enough that two workers'
+    load stays well under what (a) shows the two cores can do, so the workers, not the
+    machine, are the limit. A burst with 1 worker, then a second worker joins the
+    group (the run waits until the group reports 2 members with partitions) and the
+    burst is repeated: ``scaling_2_workers`` = rate2 / rate1. The same second-worker
+    step on (a)'s stack gives ``cpu_ms_per_task_2_workers`` at 0 ms.
+(f) Profile: a separate stack whose worker runs under cProfile in *every* thread (a
+    profiler per thread, started by ``threading.setprofile``; Faust polls Kafka on its
+    own consumer thread, which ``python -m cProfile`` would miss), stopped with SIGTERM
+    after a burst of 0 ms tasks; the merged top 30 functions by cumulative and by own
+    time are written to ``bench/results/pipeline-profile.txt``. Profiling slows the
+    worker (~2x); read shares, not absolute times.
+
+``select_tasks_per_s`` and ``chain_tasks_per_s`` are null: those modes are not wired
+into the topology yet.
+
+``--quick``: fewer tasks and shorter latency runs, under 2 minutes; full under 6.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from swarmstream.agents.models.simulated.taskset import demo_tasks
+from swarmstream.schemas.codec import codec
+from swarmstream.schemas.models import ModelRequest, ModelResponse, StepContext, TaskRequest, TaskResult, now_ms
+from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, ensure_topics
+from swarmstream.streams.demo import to_request
+from swarmstream.streams.runtime import Stack, running_stack, unique_settings
+from swarmstream.streams.settings import Settings
+from swarmstream.streams.worker import settings_env
+
+MODELS = ("bench-a", "bench-b", "bench-c")
+"""Three models per consensus task (the demo's default fan-out)."""
+SLOW_MODELS = ("bench-slow-a", "bench-slow-b", "bench-slow-c")
+"""(d)'s 500 ms models, in the same catalog as (c)'s 100 ms ones: one stack serves both."""
+
+TASK_TIMEOUT_MS = 120_000
+"""Far above any queueing delay here: a burst must not end in deadline failures."""
+BATCH_IN_FLIGHT = 256
+"""``max_in_flight`` per model for the uncapped runs: the concurrency bench's value."""
+SCALING_IN_FLIGHT = 8
+"""(e)'s cap per model per worker: 8 calls of 100 ms = 80 tasks/s per worker, 160 for two,
+well under the ~300+ tasks/s (a) measures for the two cores, so the cap is the limit."""
+LATENCY_LOADS = (0.25, 0.5, 0.75)
+WARMUP_S = 0.5
+RESULT_TIMEOUT_S = 90.0
+PROFILE_PATH = Path("bench/results/pipeline-profile.txt")
+"""Next to the JSON the CLI writes (``bench/results/pipeline.json``, relative to the cwd)."""
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Task counts and durations of one run (quick or full)."""
+
+    burst: int
+    http_burst: int
+    latency_s: float
+    slow_burst: int
+    scaling_burst: int
+    profile_burst: int
+
+
+FULL = Sizes(burst=3000, http_burst=2000, latency_s=8.0, slow_burst=2000, scaling_burst=1200, profile_burst=2000)
+QUICK = Sizes(burst=1000, http_burst=600, latency_s=4.0, slow_burst=600, scaling_burst=400, profile_burst=600)
+
+
+# --- process accounting (/proc) ---------------------------------------------------------------
+
+
+def _stat_cpu_s(stat_path: str) -> float:
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of proc(5))
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads."""
+    return _stat_cpu_s(f"/proc/{pid}/stat")
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds per thread id (the main thread's id is the pid)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            out[int(tid)] = _stat_cpu_s(f"/proc/{pid}/task/{tid}/stat")
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class CpuMeter:
+    """CPU of a set of processes (and this one) between ``start`` and ``stop``."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self._pids = dict(pids)
+        self._before: dict[str, float] = {}
+        self._threads: dict[int, dict[int, float]] = {}
+        self.used_s: dict[str, float] = {}
+        self.main_thread_share: float | None = None
+
+    def start(self) -> CpuMeter:
+        self._before = {name: proc_cpu_s(pid) for name, pid in self._pids.items()}
+        self._before["client"] = time.process_time()
+        self._threads = {pid: thread_cpu_s(pid) for name, pid in self._pids.items() if name.startswith("worker")}
+        return self
+
+    def stop(self) -> CpuMeter:
+        self.used_s = {name: proc_cpu_s(pid) - self._before[name] for name, pid in self._pids.items()}
+        self.used_s["client"] = time.process_time() - self._before["client"]
+        main = total = 0.0
+        for pid, before in self._threads.items():
+            for tid, cpu in thread_cpu_s(pid).items():
+                used = cpu - before.get(tid, 0.0)
+                total += used
+                main += used if tid == pid else 0.0
+        self.main_thread_share = round(main / total, 3) if total > 0 else None
+        return self
+
+    def workers_s(self) -> float:
+        return sum(v for k, v in self.used_s.items() if k.startswith("worker"))
+
+
+# --- stacks -----------------------------------------------------------------------------------
+
+
+def write_catalog(directory: Path, name: str, models: Mapping[str, Mapping[str, Any]], default: Sequence[str]) -> Path:
+    """A catalog file of ``models`` (id -> fields besides ``id``/``family``/prices)."""
+    entries = [
+        {"id": model_id, "family": f"family-{model_id}", "input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6, **fields}
+        for model_id, fields in models.items()
+    ]
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"default_consensus": list(default), "models": entries}, sort_keys=False))
+    # Workers validate the fallback chains against the catalog at start-up: one chain over these models.
+    chains = {"default": "bench", "chains": {"bench": {"links": [{"model": m} for m in models]}}}
+    chains_path(path).write_text(yaml.safe_dump(chains, sort_keys=False))
+    return path
+
+
+def chains_path(catalog: Path) -> Path:
+    return catalog.with_name(f"{catalog.stem}-chains.yaml")
+
+
+def sim_models(ids: Sequence[str], *, provider: str, latency_ms: float, max_in_flight: int) -> dict[str, dict[str, Any]]:
+    profile = {"accuracy": 0.7, "latency_median_ms": latency_ms, "latency_p99_ms": latency_ms}
+    return {m: {"provider": provider, "max_in_flight": max_in_flight, "simulated": profile} for m in ids}
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(
+    broker_url: str, catalog: Path, *, workers: int = 1, fleet: bool = False
+) -> AsyncIterator[Stack]:
+    overrides: dict[str, Any] = {"models": catalog}
+    if "chains" in Settings.model_fields:
+        overrides["chains"] = chains_path(catalog)
+    settings = unique_settings(Settings(**overrides), broker=broker_url)
+    async with running_stack(settings, broker_url=broker_url, workers=workers, fleet=fleet) as stack:
+        yield stack
+
+
+def make_tasks(tag: str, n: int, models: Sequence[str]) -> list[TaskRequest]:
+    run = uuid.uuid4().hex[:6]
+    return [
+        to_request(item, mode="consensus", models=models, timeout_ms=TASK_TIMEOUT_MS).model_copy(
+            update={"task_id": f"{tag}-{run}-{i:05d}"}
+        )
+        for i, item in enumerate(demo_tasks(n))
+    ]
+
+
+async def wait_results(stack: Stack, ids: Sequence[str], timeout_s: float = RESULT_TIMEOUT_S) -> list[TaskResult]:
+    received = stack.client.received
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = [task_id for task_id in ids if task_id not in received]
+        if not missing:
+            return [received[task_id] for task_id in ids]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} of {len(ids)} results missing after {timeout_s:.0f} s")
+        for worker in stack.workers:
+            worker.check_alive()
+        await asyncio.sleep(0.01 if len(missing) < 50 else 0.05)
+
+
+def worker_pids(stack: Stack) -> dict[str, int]:
+    return {f"worker{i}": w.pid for i, w in enumerate(stack.workers)}
+
+
+async def burst(stack: Stack, tag: str, n: int, models: Sequence[str], extra_pids: Mapping[str, int]) -> dict[str, Any]:
+    """Publish n tasks as fast as the producer takes them; rate and CPU until the last result."""
+    tasks = make_tasks(tag, n, models)
+    meter = CpuMeter({**worker_pids(stack), **extra_pids}).start()
+    started_ms = now_ms()
+    for task in tasks:
+        await stack.client.submit(task, wait_ack=False)
+    await stack.client.flush()
+    published_s = (now_ms() - started_ms) / 1000
+    results = await wait_results(stack, [t.task_id for t in tasks])
+    meter.stop()
+    wall_s = (max(r.completed_ms for r in results) - started_ms) / 1000
+    statuses: dict[str, int] = {}
+    for r in results:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    workers_cpu_s = meter.workers_s()
+    out = {
+        "tasks": n,
+        "wall_s": round(wall_s, 3),
+        "publish_s": round(published_s, 3),
+        "tasks_per_s": round(n / wall_s, 1),
+        "events_per_s": round(EVENTS_PER_TASK * n / wall_s, 1),
+        "cpu_ms_per_task": round(workers_cpu_s * 1000 / n, 3),
+        "client_cpu_ms_per_task": round(meter.used_s["client"] * 1000 / n, 3),
+        "worker_cpu_utilisation": round(workers_cpu_s / wall_s, 3),
+        "worker_main_thread_cpu_share": meter.main_thread_share,
+        "statuses": statuses,
+        "duplicates": stack.client.duplicates,
+    }
+    if "broker" in meter.used_s:
+        out["broker_cpu_ms_per_task"] = round(meter.used_s["broker"] * 1000 / n, 3)
+    return out
+
+
+EVENTS_PER_TASK = 10
+"""Events a worker consumes per 3-model consensus task: 1 task + 3 requests + 3 outcomes x 2 agents."""
+
+
+# --- (b) raw aiokafka ceiling -----------------------------------------------------------------
+
+
+def event_bytes() -> int:
+    """Mean encoded size of the events a worker consumes per task, weighted as consumed."""
+    task = make_tasks("size", 1, MODELS)[0]
+    request = ModelRequest(task=task, model_id=MODELS[0], deadline_ms=task.created_ms + TASK_TIMEOUT_MS,
+                           expected_models=list(MODELS))
+    response = ModelResponse(step=StepContext.of(request), text="Answer: vehicle", answer="vehicle",
+                             input_tokens=31, output_tokens=4, cost_micros=7, latency_ms=0,
+                             upstream_model=MODELS[0], confidence=0.9, responded_ms=now_ms())
+    sizes = [len(codec().encode(task))] + [len(codec().encode(request))] * 3 + [len(codec().encode(response))] * 6
+    return round(sum(sizes) / len(sizes))
+
+
+async def raw_ceiling(broker_url: str, messages: int, size: int, partitions: int) -> dict[str, Any]:
+    servers = bootstrap_servers(broker_url)
+    prefix = f"raw-{uuid.uuid4().hex[:8]}"
+    source, sink = f"{prefix}.in", f"{prefix}.out"
+    await ensure_topics(broker_url, [source, sink], partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+    await producer.start()
+    consumer = AIOKafkaConsumer(
+        source, bootstrap_servers=servers, group_id=prefix, enable_auto_commit=False,
+        auto_offset_reset="earliest", fetch_max_wait_ms=10, max_poll_records=500,
+        session_timeout_ms=2000, heartbeat_interval_ms=300, rebalance_timeout_ms=2000,
+    )
+    try:
+        value = os.urandom(size)
+        fill = [await producer.send(source, value, key=f"task-{i:07d}".encode()) for i in range(messages)]
+        await asyncio.gather(*fill)
+        await consumer.start()
+        moved = 0
+        first_s: float | None = None
+        cpu_s = 0.0
+        while moved < messages:
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            if not batches:
+                continue
+            if first_s is None:
+                first_s, cpu_started = time.perf_counter(), time.process_time()
+            sends = [
+                await producer.send(sink, record.value, key=record.key)
+                for records in batches.values()
+                for record in records
+            ]
+            await asyncio.gather(*sends)
+            await consumer.commit()
+            moved += len(sends)
+        assert first_s is not None
+        wall_s = time.perf_counter() - first_s
+        cpu_s = time.process_time() - cpu_started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {
+        "messages": messages,
+        "bytes": size,
+        "wall_s": round(wall_s, 3),
+        "events_per_s": round(messages / wall_s, 1),
+        "cpu_us_per_event": round(cpu_s * 1e6 / messages, 1),
+    }
+
+
+# --- (c) latency under load -------------------------------------------------------------------
+
+
+async def open_loop(stack: Stack, tag: str, rate: float, duration_s: float, models: Sequence[str]) -> dict[str, Any]:
+    """Tasks at ``rate``/s on a fixed schedule, whatever the results do; e2e and overhead percentiles."""
+    n = max(1, int(rate * duration_s))
+    templates = make_tasks(tag, n, models)
+    started = time.perf_counter()
+    sent: list[TaskRequest] = []
+    for i, template in enumerate(templates):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = template.model_copy(update={"created_ms": now_ms()})
+        sent.append(task)
+        await stack.client.submit(task, wait_ack=False)
+    send_s = time.perf_counter() - started
+    results = await wait_results(stack, [t.task_id for t in sent])
+    warm_ms = sent[0].created_ms + WARMUP_S * 1000
+    measured = [r for r in results if r.created_ms >= warm_ms] or results
+    e2e = np.array([r.completed_ms - r.created_ms for r in measured], dtype=float)
+    model = np.array([max((v.latency_ms for v in r.votes), default=0) for r in measured], dtype=float)
+    overhead = e2e - model
+
+    def pct(values: np.ndarray) -> dict[str, float]:
+        return {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 95, 99)}
+
+    return {
+        "rate_per_s": round(rate, 1),
+        "tasks": n,
+        "measured": len(measured),
+        "achieved_send_rate_per_s": round(n / send_s, 1),
+        "e2e_ms": pct(e2e),
+        "overhead_ms": pct(overhead),
+        "model_ms_p50": round(float(np.percentile(model, 50)), 1),
+        "failed": sum(1 for r in measured if r.status != "ok" and not r.votes),
+    }
+
+
+# --- (e) a second worker ----------------------------------------------------------------------
+
+
+async def wait_members(stack: Stack, members: int, timeout_s: float = 30.0) -> float:
+    """Until the worker group has ``members`` members, each holding partitions, and a probe passed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(stack.broker_url))
+    await admin.start()
+    started = time.monotonic()
+    try:
+        while True:
+            for worker in stack.workers:
+                worker.check_alive()
+            with contextlib.suppress(Exception):
+                groups = await admin.describe_consumer_groups([stack.settings.app_id])
+                if _stable_members(groups) >= members:
+                    break
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"group {stack.settings.app_id} did not reach {members} members in {timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    await stack.wait_ready()
+    return round(time.monotonic() - started, 2)
+
+
+def _stable_members(responses: Any) -> int:
+    for response in responses:
+        for group in response.groups:
+            # (error_code, group_id, state, protocol_type, protocol, members[, authorized_operations])
+            state, members = group[2], group[5]
+            if state == "Stable":
+                return sum(1 for member in members if len(member[-1]) > 8)  # a non-empty assignment blob
+    return 0
+
+
+# --- (f) profile ------------------------------------------------------------------------------
+
+_PROFILED_WORKER = r"""
+import cProfile, runpy, sys, threading
+out = sys.argv[1]
+profilers = []
+lock = threading.Lock()
+
+def start_in_thread(frame, event, arg):
+    # called once in each new thread: replace this hook with a cProfile profiler of its own
+    profiler = cProfile.Profile()
+    with lock:
+        profilers.append(profiler)
+    profiler.enable()
+
+main = cProfile.Profile()
+profilers.append(main)
+threading.setprofile(start_in_thread)
+sys.argv = ["swarmstream", "worker", "--loglevel", "warning"]
+main.enable()
+try:
+    runpy.run_module("swarmstream.streams.cli", run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    main.disable()
+    import pstats
+    with lock:
+        for profiler in profilers:
+            profiler.create_stats()
+        stats = pstats.Stats(*profilers)
+    stats.dump_stats(out)
+"""
+
+
+def profile_report(prof_path: Path, out_path: Path, header: str, top: int = 30) -> list[dict[str, Any]]:
+    """Write top-N by cumulative and by own time; return the top by own time for the JSON."""
+    import io
+
+    buffer = io.StringIO()
+    stats = pstats.Stats(str(prof_path), stream=buffer)
+    total_s = stats.total_tt  # type: ignore[attr-defined]
+    buffer.write(header + "\n\n")
+    buffer.write(f"=== top {top} by cumulative time ===\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    buffer.write(f"\n=== top {top} by own (total) time ===\n")
+    stats.sort_stats("tottime").print_stats(top)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(buffer.getvalue())
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    return [
+        {"function": f"{Path(file).name}:{line}({name})", "own_s": round(tt, 3), "own_share": round(tt / total_s, 3),
+         "cum_s": round(ct, 3)}
+        for (file, line, name), (cc, nc, tt, ct, callers) in rows
+    ]
+
+
+async def profiled_run(broker_url: str, catalog: Path, tasks: int, workdir: Path) -> dict[str, Any]:
+    prof_path = workdir / "worker.prof"
+    log_path = workdir / "profiled-worker.log"
+    async with bench_stack(broker_url, catalog, workers=0) as stack:
+        env = {**os.environ, **settings_env(stack.settings, stack.broker_url)}
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _PROFILED_WORKER, str(prof_path)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        try:
+            await asyncio.wait_for(stack.wait_ready(), 60)
+            run = await burst(stack, "profile", tasks, MODELS, {"worker0": proc.pid})
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+    if not prof_path.exists():
+        return {"written": False, "exit_code": proc.returncode, "log": log_path.read_text()[-2000:]}
+    header = (
+        f"swarmstream bench pipeline: the worker under cProfile (every thread), {tasks} consensus tasks "
+        f"x 3 inproc models of 0 ms, one worker; {run['tasks_per_s']} tasks/s while profiled.\n"
+        "Times are inflated by the profiler; compare shares. Stack: the worker's process from start to SIGTERM."
+    )
+    top = profile_report(prof_path, PROFILE_PATH, header)
+    return {"written": True, "path": str(PROFILE_PATH), "tasks_per_s_profiled": run["tasks_per_s"], "top_own": top[:12]}
+
+
+# --- changelog volume -------------------------------------------------------------------------
+
+
+async def changelog_records(broker_url: str, app_id: str) -> int:
+    """Records in the app's changelog topics, read to the end (Tansu's end offsets can be short)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None,
+                                enable_auto_commit=False, fetch_max_wait_ms=10, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        topics = [t for t in await consumer.topics() if t.startswith(app_id) and t.endswith("-changelog")]
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = 0
+        idle = 0
+        while idle < 3:
+            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            got = sum(len(records) for records in batches.values())
+            count += got
+            idle = idle + 1 if got == 0 else 0
+        return count
+    finally:
+        await consumer.stop()
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+async def _run(quick: bool) -> dict[str, Any]:
+    sizes = QUICK if quick else FULL
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+    base = Settings()
+    broker: EmbeddedBroker | None = None
+    if not base.broker:
+        broker = EmbeddedBroker().start()
+    broker_url = base.broker or broker.url  # type: ignore[union-attr]
+    broker_pid: dict[str, int] = {}
+    if broker is not None and broker._proc is not None:
+        broker_pid = {"broker": broker._proc.pid}
+    result: dict[str, Any] = {"quick": quick, "broker": "embedded (Tansu)" if broker else broker_url}
+    try:
+        with tempfile.TemporaryDirectory(prefix="swarm-bench-pipeline-") as tmp:
+            workdir = Path(tmp)
+            fast = write_catalog(workdir, "inproc-0ms",
+                                 sim_models(MODELS, provider="inproc", latency_ms=0, max_in_flight=BATCH_IN_FLIGHT), MODELS)
+            http = write_catalog(workdir, "http-0ms",
+                                 sim_models(MODELS, provider="simulated", latency_ms=0, max_in_flight=BATCH_IN_FLIGHT), MODELS)
+            timed = write_catalog(workdir, "inproc-100-500ms", {
+                **sim_models(MODELS, provider="inproc", latency_ms=100, max_in_flight=BATCH_IN_FLIGHT),
+                **sim_models(SLOW_MODELS, provider="inproc", latency_ms=500, max_in_flight=BATCH_IN_FLIGHT),
+            }, MODELS)
+            capped = write_catalog(workdir, "inproc-100ms-capped",
+                                   sim_models(MODELS, provider="inproc", latency_ms=100, max_in_flight=SCALING_IN_FLIGHT),
+                                   MODELS)
+
+            # (b) the ceiling first, on the fresh broker, so no worker competes for the cores
+            size = event_bytes()
+            t = time.monotonic()
+            raw = await raw_ceiling(broker_url, EVENTS_PER_TASK * sizes.burst, size, base.partitions)
+            phases["raw"] = time.monotonic() - t
+
+            # (a) throughput, one then two workers, 0 ms inproc
+            t = time.monotonic()
+            async with bench_stack(broker_url, fast) as stack:
+                await burst(stack, "warm", min(300, sizes.burst), MODELS, broker_pid)  # JIT-free, but warms caches/pools
+                one = await burst(stack, "tput", sizes.burst, MODELS, broker_pid)
+                one["peak_rss_mb"] = round(peak_rss_mb(stack.workers[0].pid), 1)
+                one["changelog_records_per_task"] = round(
+                    await changelog_records(broker_url, stack.settings.app_id) / (sizes.burst + min(300, sizes.burst) + 1), 2
+                )
+                stack.start_worker()
+                join_s = await wait_members(stack, 2)
+                two = await burst(stack, "tput2", sizes.burst, MODELS, broker_pid)
+                two["join_s"] = join_s
+            phases["throughput"] = time.monotonic() - t
+
+            # (a') the same over the HTTP fleet
+            t = time.monotonic()
+            async with bench_stack(broker_url, http, fleet=True) as stack:
+                await burst(stack, "warm", min(300, sizes.http_burst), MODELS, broker_pid)
+                over_http = await burst(stack, "http", sizes.http_burst, MODELS, broker_pid)
+            phases["http"] = time.monotonic() - t
+
+            # (c) latency under load and (d) concurrency
+            max_rate = one["tasks_per_s"]
+            t = time.monotonic()
+            async with bench_stack(broker_url, timed) as stack:
+                await burst(stack, "warm", 100, MODELS, broker_pid)
+                loads = {}
+                for load in LATENCY_LOADS:
+                    loads[f"{round(load * 100)}%"] = await open_loop(
+                        stack, f"lat{round(load * 100)}", load * max_rate, sizes.latency_s, MODELS
+                    )
+                slow = await burst(stack, "slow", sizes.slow_burst, SLOW_MODELS, broker_pid)
+                slow["mean_calls_in_flight"] = round(slow["tasks_per_s"] * 3 * 0.5, 1)
+            phases["latency+concurrency"] = time.monotonic() - t
+
+            # (e) scaling at a fixed in-flight cap
+            t = time.monotonic()
+            async with bench_stack(broker_url, capped) as stack:
+                await burst(stack, "warm", 80, MODELS, broker_pid)
+                scale1 = await burst(stack, "scale1", sizes.scaling_burst, MODELS, broker_pid)
+                stack.start_worker()
+                scale_join_s = await wait_members(stack, 2)
+                scale2 = await burst(stack, "scale2", sizes.scaling_burst, MODELS, broker_pid)
+                scale2["join_s"] = scale_join_s
+            phases["scaling"] = time.monotonic() - t
+
+            # (f) profile
+            t = time.monotonic()
+            profile = await profiled_run(broker_url, fast, sizes.profile_burst, workdir)
+            phases["profile"] = time.monotonic() - t
+    finally:
+        if broker is not None:
+            broker.stop()
+
+    ratio = one["events_per_s"] / raw["events_per_s"]
+    result.update({
+        "consensus_tasks_per_s": one["tasks_per_s"],
+        "events_per_s": one["events_per_s"],
+        "raw_events_per_s": raw["events_per_s"],
+        "ratio": round(ratio, 4),
+        "overhead_p99_ms": loads["50%"]["overhead_ms"]["p99"],
+        "cpu_ms_per_task": one["cpu_ms_per_task"],
+        "cpu_ms_per_task_http": round(over_http["cpu_ms_per_task"] + over_http["client_cpu_ms_per_task"], 3),
+        "cpu_ms_per_task_http_worker": over_http["cpu_ms_per_task"],
+        "peak_rss_mb": one["peak_rss_mb"],
+        "scaling_2_workers": round(scale2["tasks_per_s"] / scale1["tasks_per_s"], 3),
+        "select_tasks_per_s": None,
+        "chain_tasks_per_s": None,
+        "http_tasks_per_s": over_http["tasks_per_s"],
+        "cpu_ms_per_task_2_workers": two["cpu_ms_per_task"],
+        "tasks_per_s_2_workers_0ms": two["tasks_per_s"],
+        "tasks_per_s_500ms": slow["tasks_per_s"],
+        "event_bytes": size,
+        "events_per_task": EVENTS_PER_TASK,
+        "scaling_in_flight_cap": SCALING_IN_FLIGHT,
+        "scaling_ceiling_tasks_per_s_per_worker": round(SCALING_IN_FLIGHT / 0.1, 1),
+        "runs": {
+            "throughput_1_worker": one,
+            "throughput_2_workers": two,
+            "http_1_worker": over_http,
+            "raw": raw,
+            "latency_100ms": loads,
+            "concurrency_500ms": slow,
+            "scaling_1_worker": scale1,
+            "scaling_2_workers": scale2,
+        },
+        "profile": profile,
+        "phase_s": {k: round(v, 1) for k, v in phases.items()},
+        "wall_s": round(time.monotonic() - started, 1),
+    })
+    return result
+
+
+def run(*, quick: bool) -> dict[str, Any]:
+    return asyncio.run(_run(quick))
+
+
+def render(result: Mapping[str, Any]) -> str:
+    runs = result["runs"]
+    one, two, http, raw = runs["throughput_1_worker"], runs["throughput_2_workers"], runs["http_1_worker"], runs["raw"]
+    lines = [
+        f"swarmstream pipeline ({'quick' if result['quick'] else 'full'}), broker: {result['broker']}; "
+        f"3-model consensus tasks, {result['events_per_task']} consumed events per task, {result['event_bytes']} B/event",
+        "",
+        f"{'run':<34} {'tasks/s':>8} {'events/s':>9} {'worker CPU ms/task':>19} {'client':>7} {'broker':>7}",
+    ]
+    for name, row in (("(a) 1 worker, inproc 0 ms", one), ("    2 workers, inproc 0 ms", two),
+                      ("(a') 1 worker, HTTP fleet 0 ms", http)):
+        lines.append(
+            f"{name:<34} {row['tasks_per_s']:>8.1f} {row['events_per_s']:>9.1f} {row['cpu_ms_per_task']:>19.3f} "
+            f"{row['client_cpu_ms_per_task']:>7.3f} {row.get('broker_cpu_ms_per_task', float('nan')):>7.3f}"
+        )
+    lines.append(f"{'(b) raw aiokafka consume->produce->commit':<43} {raw['events_per_s']:>9.1f}   "
+                 f"({raw['cpu_us_per_event']} CPU-us/event)")
+    lines += [
+        f"    ratio ours/raw = {result['ratio']:.3f}; peak RSS {result['peak_rss_mb']} MB; "
+        f"worker main-thread CPU share {one['worker_main_thread_cpu_share']}; "
+        f"changelog records/task {one['changelog_records_per_task']}",
+        f"    CPU per task over HTTP (worker + client + fleet) {result['cpu_ms_per_task_http']} ms",
+        "",
+        "(c) latency, inproc models of 100 ms, open loop",
+        f"{'load':>6} {'rate/s':>8} {'e2e p50':>8} {'p95':>7} {'p99':>7} {'overhead p50':>13} {'p95':>7} {'p99':>7}",
+    ]
+    for load, row in runs["latency_100ms"].items():
+        e, o = row["e2e_ms"], row["overhead_ms"]
+        lines.append(f"{load:>6} {row['rate_per_s']:>8.1f} {e['p50']:>8.1f} {e['p95']:>7.1f} {e['p99']:>7.1f} "
+                     f"{o['p50']:>13.1f} {o['p95']:>7.1f} {o['p99']:>7.1f}")
+    slow = runs["concurrency_500ms"]
+    s1, s2 = runs["scaling_1_worker"], runs["scaling_2_workers"]
+    lines += [
+        "",
+        f"(d) 500 ms models: {slow['tasks_per_s']} tasks/s one worker (~{slow['mean_calls_in_flight']} calls in flight)",
+        f"(e) 100 ms models capped at {result['scaling_in_flight_cap']} in flight/model/worker "
+        f"(ceiling {result['scaling_ceiling_tasks_per_s_per_worker']} tasks/s/worker): "
+        f"1 worker {s1['tasks_per_s']}, 2 workers {s2['tasks_per_s']} tasks/s -> x{result['scaling_2_workers']}",
+        f"    CPU ms/task at 0 ms: 1 worker {one['cpu_ms_per_task']}, 2 workers {two['cpu_ms_per_task']}",
+    ]
+    profile = result["profile"]
+    if profile.get("written"):
+        lines += ["", f"(f) profile: {profile['path']} (top own time, profiled run {profile['tasks_per_s_profiled']} tasks/s)"]
+        for row in profile["top_own"][:8]:
+            lines.append(f"    {row['own_share'] * 100:5.1f}%  {row['function']}")
+    else:
+        lines += ["", "(f) profile: NOT written (see the JSON)"]
+    lines.append(f"wall {result['wall_s']} s")
+    return "\n".join(lines)
