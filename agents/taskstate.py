@@ -21,8 +21,8 @@ class TaskStore(Protocol):
 
     def get(self, task_id: str, created_ms: int) -> State | None: ...
     def set(self, task_id: str, created_ms: int, state: State) -> None: ...
-    async def flush(self) -> None:
-        """Until every write so far is in the changelog."""
+    async def set_durably(self, task_id: str, created_ms: int, state: State) -> None:
+        """``set``, returning once the write is in the changelog."""
 
 
 class Finisher:
@@ -59,8 +59,7 @@ class Finisher:
                     flagged_ms=now_ms(),
                 ))
             await self._emit(self._results, task_id, result)
-            self._store.set(task_id, created_ms, {**state, "done": True})
-            await self._store.flush()
+            await self._store.set_durably(task_id, created_ms, {**state, "done": True})
         finally:
             self._publishing.discard(task_id)
 

@@ -11,10 +11,14 @@ import numpy as np
 
 from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.runtime import running_stack, unique_settings
+from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
-MODES = ("consensus",)
+MODES = ("consensus", "chain")
+
+CHAIN_PRIMARY_FAILURE_RATE = 0.3
+"""In chain mode the demo makes the default chain's first model fail this often,
+at random, so fallbacks happen (issue: 1,000 tasks, none lost, none repeated)."""
 
 
 def to_request(item: LabelledTask, *, mode: str, models: Sequence[str] = (), timeout_ms: int = 30_000) -> TaskRequest:
@@ -83,6 +87,9 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
     started = time.monotonic()
     async with running_stack(settings) as stack:
         models = stack.catalog.default_consensus
+        primary = None
+        if mode == "chain":
+            primary = await make_primary_flaky(stack)
         items = {}
         for item in demo_tasks(tasks):
             request = to_request(item, mode=mode)
@@ -101,8 +108,26 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
         summary = summarise(items, {k: v for k, v in stack.client.received.items() if k in items}, models)
         summary["mode"] = mode
         summary["duplicates"] = stack.client.duplicates
+        if mode == "chain":
+            received = [r for t, r in stack.client.received.items() if t in items]
+            summary["fallbacks"] = sum(1 for r in received if r.answered_by not in (None, primary))
+            summary["failed"] = sum(1 for r in received if r.status == "failed")
+            summary["model_accuracy"] = {}
     summary["wall_s"] = round(time.monotonic() - started, 2)
     return summary
+
+
+async def make_primary_flaky(stack: Stack) -> str:
+    """Give the default chain's first model random server errors; returns its id."""
+    from swarmstream.streams.topology import chains_for
+
+    chains = chains_for(stack.settings, stack.catalog)
+    _, chain = chains.resolve(None)
+    primary = chain.links[0].model
+    assert stack.fleet is not None
+    profile = stack.fleet.profile(primary)
+    stack.fleet.set_profile(primary, profile.model_copy(update={"failures": {"server_error": CHAIN_PRIMARY_FAILURE_RATE}}))
+    return primary
 
 
 def render(summary: dict[str, object]) -> str:
@@ -119,4 +144,8 @@ def render(summary: dict[str, object]) -> str:
     lines.append(f"  latency ms          p50 {lat['p50']:.0f}  p95 {lat['p95']:.0f}  p99 {lat['p99']:.0f}")
     lines.append(f"  cost                ${summary['cost_usd']:.6f}")
     lines.append(f"  statuses            {summary['statuses']}")
+    if "fallbacks" in summary:
+        lines.append(f"  fallbacks           {summary['fallbacks']} (answered by a later link)")
+        lines.append(f"  failed              {summary['failed']}")
+    lines.append(f"  duplicates          {summary['duplicates']}")
     return "\n".join(lines)

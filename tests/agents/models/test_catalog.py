@@ -84,7 +84,7 @@ GOOD_MODEL = "  - {id: a, provider: simulated, family: f}\n"
             "  - {id: a, provider: simulated, family: f}\n"
             "  - {id: b, provider: simulated, family: f}\n"
             "  - {id: c, provider: azure, family: f}\n",
-            "models.yaml: models[2].provider: Input should be 'openai', 'anthropic' or 'simulated'",
+            "models.yaml: models[2].provider: Input should be 'openai', 'anthropic', 'simulated' or 'inproc'",
         ),
         (
             "models:\n" + GOOD_MODEL + "default_consensus: [a, zeta, omega]\n",
@@ -145,7 +145,7 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as caught:
         load_catalog(_write(tmp_path, text))
     assert str(caught.value).splitlines() == [
-        "models.yaml: models[0].provider: Input should be 'openai', 'anthropic' or 'simulated'",
+        "models.yaml: models[0].provider: Input should be 'openai', 'anthropic', 'simulated' or 'inproc'",
         "models.yaml: models[1].family: Field required",
     ]
 
