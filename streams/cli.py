@@ -128,6 +128,19 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from swarmstream.streams.stats_view import collect, render
+
+    settings = _settings()
+    if not settings.broker:
+        print("swarmstream stats: set SWARM_BROKER=kafka://host:port (and SWARM_APP_ID, SWARM_TOPIC_PREFIX)",
+              file=sys.stderr)
+        return 2
+    view = asyncio.run(collect(settings))
+    print(json.dumps(view) if args.json else render(view))
+    return 0
+
+
 def cmd_models_check(args: argparse.Namespace) -> int:
     from swarmstream.agents.models.check import main_check
 
@@ -191,6 +204,10 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout-ms", type=_positive, default=30_000)
     submit.add_argument("--wait", action="store_true", help="wait for the result and print it")
     submit.set_defaults(func=cmd_submit)
+
+    stats = sub.add_parser("stats", help="model stats, reliability, chain metrics and breakers")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(func=cmd_stats)
 
     models = sub.add_parser("models", help="the model catalog")
     models_sub = models.add_subparsers(dest="models_command", required=True)
