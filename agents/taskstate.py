@@ -59,7 +59,7 @@ class Finisher:
                     flagged_ms=now_ms(),
                 ))
             await self._emit(self._results, task_id, result)
-            await self._store.set_durably(task_id, created_ms, {**state, "done": True})
+            await self._store.set_durably(task_id, created_ms, {**state, "done": True, "answer": result.answer})
         finally:
             self._publishing.discard(task_id)
 

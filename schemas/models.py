@@ -15,8 +15,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AnswerType = Literal["label", "number", "json", "text"]
-Mode = Literal["consensus", "single", "chain"]
-ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed"]
+Mode = Literal["consensus", "single", "chain", "select"]
+ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded"]
 
 MAX_PROMPT_CHARS = 1_000_000
 """A prompt larger than this is refused at intake: no model takes ~250k tokens, and
@@ -55,6 +55,7 @@ class TaskRequest(Record):
     max_models: int = Field(default=0, ge=0, le=64)
     early_stop: bool = False
     chain: str | None = None
+    policy: str | None = None
     timeout_ms: int = Field(default=30_000, gt=0, le=86_400_000)
     max_tokens: int = Field(default=256, gt=0, le=1_000_000)
     tenant: str = "default"
@@ -194,14 +195,65 @@ class ReviewItem(Record):
     flagged_ms: int
 
 
-class CircuitEvent(Record):
-    avro_name: ClassVar[str] = "swarmstream.CircuitEvent"
+class CallRecord(Record):
+    avro_name: ClassVar[str] = "swarmstream.CallRecord"
 
     model_id: str
     ok: bool
     failure_class: str | None = None
     at_ms: int
     probe: bool = False
+    latency_ms: int = 0
+    cost_micros: int = 0
+    category: str | None = None
+    tenant: str = "default"
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class QualityEvent(Record):
+    avro_name: ClassVar[str] = "swarmstream.QualityEvent"
+
+    model_id: str
+    category: str | None = None
+    reward: float = Field(ge=0, le=1)
+    source: str
+    task_id: str
+    at_ms: int
+
+
+class Feedback(Record):
+    avro_name: ClassVar[str] = "swarmstream.Feedback"
+
+    task_id: str
+    created_ms: int
+    score: float = Field(ge=0, le=1)
+    source: str = "user"
+
+
+class ScoredCandidate(Record):
+    avro_name: ClassVar[str] = "swarmstream.ScoredCandidate"
+
+    model_id: str
+    score: float
+    propensity: float
+    cost_micros_est: int
+
+
+class SelectionEvent(Record):
+    avro_name: ClassVar[str] = "swarmstream.SelectionEvent"
+
+    task_id: str
+    tenant: str
+    category: str
+    policy: str
+    status: str
+    chosen: str | None = None
+    candidates: list[ScoredCandidate] = []
+    forecast_micros: int = 0
+    remaining_micros: int | None = None
+    reason: str = ""
+    at_ms: int
 
 
 class DeadLetter(Record):
@@ -226,7 +278,10 @@ RECORDS: tuple[type[Record], ...] = (
     Failure,
     TaskResult,
     ReviewItem,
-    CircuitEvent,
+    CallRecord,
+    QualityEvent,
+    Feedback,
+    SelectionEvent,
     DeadLetter,
 )
 """Top-level event types, each with its own ``.avsc`` file."""

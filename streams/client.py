@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from swarmstream.schemas.codec import DecodeError, codec
-from swarmstream.schemas.models import TaskRequest, TaskResult
+from swarmstream.schemas.models import Feedback, TaskRequest, TaskResult
 from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.settings import TopicNames
 
@@ -88,10 +88,16 @@ class SwarmClient:
             await fut
         return task.task_id
 
-    async def submit_raw(self, value: bytes, *, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Publish arbitrary bytes to the task topic (JSON tasks, or tests of bad input)."""
+    async def submit_raw(self, value: bytes, *, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None,
+                         topic: str | None = None) -> None:
+        """Publish bytes to the task topic, or another (JSON tasks, feedback, tests of bad input)."""
         assert self._producer is not None
-        await (await self._producer.send(self.topics.tasks, value, key=key, headers=headers))
+        await (await self._producer.send(topic or self.topics.tasks, value, key=key, headers=headers))
+
+    async def feedback(self, result: TaskResult, score: float, *, source: str = "user") -> None:
+        """Judge a result (0 wrong .. 1 right): selection learns from it."""
+        record = Feedback(task_id=result.task_id, created_ms=result.created_ms, score=score, source=source)
+        await self.submit_raw(codec().encode(record), key=result.task_id.encode(), topic=self.topics.feedback)
 
     async def flush(self) -> None:
         assert self._producer is not None

@@ -14,7 +14,11 @@ from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
-MODES = ("consensus", "chain")
+MODES = ("consensus", "chain", "select")
+
+SELECT_BATCH = 20
+"""Select mode submits in batches and judges each batch's results (the demo knows the
+answers), so later batches are chosen with what the earlier ones taught."""
 
 CHAIN_PRIMARY_FAILURE_RATE = 0.3
 """In chain mode the demo makes the default chain's first model fail this often,
@@ -91,12 +95,14 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
         if mode == "chain":
             primary = await make_primary_flaky(stack)
         items = {}
-        for item in demo_tasks(tasks):
+        progress = Progress(tasks, enabled=not quiet)
+        if mode == "select":
+            await submit_with_feedback(stack, demo_tasks(tasks), items, progress)
+        for item in demo_tasks(tasks) if mode != "select" else ():
             request = to_request(item, mode=mode)
             items[request.task_id] = item
             await stack.client.submit(request, wait_ack=False)
         await stack.client.flush()
-        progress = Progress(tasks, enabled=not quiet)
         deadline = time.monotonic() + timeout_s
         while len(stack.client.received) < tasks and time.monotonic() < deadline:
             progress.show(len(stack.client.received))
@@ -113,8 +119,31 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             summary["fallbacks"] = sum(1 for r in received if r.answered_by not in (None, primary))
             summary["failed"] = sum(1 for r in received if r.status == "failed")
             summary["model_accuracy"] = {}
+        if mode == "select":
+            received = [r for t, r in stack.client.received.items() if t in items]
+            picks: dict[str, int] = {}
+            for r in received:
+                picks[r.answered_by or "-"] = picks.get(r.answered_by or "-", 0) + 1
+            summary["picks"] = dict(sorted(picks.items()))
+            summary["model_accuracy"] = {}
     summary["wall_s"] = round(time.monotonic() - started, 2)
     return summary
+
+
+async def submit_with_feedback(stack: Stack, labelled: list[LabelledTask], items: dict[str, LabelledTask],
+                               progress: Progress) -> None:
+    for start in range(0, len(labelled), SELECT_BATCH):
+        batch = {}
+        for item in labelled[start:start + SELECT_BATCH]:
+            request = to_request(item, mode="select")
+            batch[request.task_id] = item
+            await stack.client.submit(request, wait_ack=False)
+        await stack.client.flush()
+        items.update(batch)
+        for task_id, item in batch.items():
+            result = await stack.client.result(task_id, timeout_s=60)
+            await stack.client.feedback(result, 1.0 if result.answer == item.answer else 0.0, source="demo")
+        progress.show(len(items))
 
 
 async def make_primary_flaky(stack: Stack) -> str:
@@ -135,7 +164,7 @@ def render(summary: dict[str, object]) -> str:
     assert isinstance(lat, dict)
     lines = [
         f"swarmstream demo ({summary['mode']}): {summary['results']}/{summary['tasks']} results in {summary['wall_s']} s",
-        f"  consensus accuracy  {summary['accuracy']:.3f}",
+        f"  {"consensus accuracy" if summary["mode"] == "consensus" else "accuracy":<20}{summary["accuracy"]:.3f}",
     ]
     model_accuracy = summary["model_accuracy"]
     assert isinstance(model_accuracy, dict)
@@ -144,6 +173,8 @@ def render(summary: dict[str, object]) -> str:
     lines.append(f"  latency ms          p50 {lat['p50']:.0f}  p95 {lat['p95']:.0f}  p99 {lat['p99']:.0f}")
     lines.append(f"  cost                ${summary['cost_usd']:.6f}")
     lines.append(f"  statuses            {summary['statuses']}")
+    if "picks" in summary:
+        lines.append(f"  picks               {summary['picks']}")
     if "fallbacks" in summary:
         lines.append(f"  fallbacks           {summary['fallbacks']} (answered by a later link)")
         lines.append(f"  failed              {summary['failed']}")

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
     consensus_expires_s: int = Field(7200, gt=0, description="how long a finished task's dedupe record lives")
     intake_in_flight: int = Field(256, ge=1)
+    policy: str = Field("thompson", description="select mode's default policy (agents/selection/policies.py)")
+    budgets: dict[str, dict[str, int | None]] = Field(
+        default_factory=dict,
+        description='per tenant spend limits, JSON: {"acme": {"per_day_micros": 5000000, "per_month_micros": null}}; '
+        '"*" applies to tenants not named',
+    )
 
     @field_validator("broker")
     @classmethod
@@ -94,8 +100,24 @@ class TopicNames:
         return f"{self.prefix}.delays"
 
     @property
-    def circuit(self) -> str:
-        return f"{self.prefix}.circuit"
+    def calls(self) -> str:
+        return f"{self.prefix}.calls"
+
+    @property
+    def quality(self) -> str:
+        return f"{self.prefix}.quality"
+
+    @property
+    def select(self) -> str:
+        return f"{self.prefix}.select"
+
+    @property
+    def selections(self) -> str:
+        return f"{self.prefix}.selections"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}.feedback"
 
     def model(self, model_id: str) -> str:
         return f"{self.prefix}.model.{model_id}"
@@ -105,11 +127,15 @@ class TopicNames:
         with 4 partitions, so every topic is created explicitly, in this order."""
         return [
             self.tasks,
+            self.feedback,
+            self.select,
             *(self.model(m) for m in model_ids),
             self.delays,
             self.responses,
             self.failures,
-            self.circuit,
+            self.calls,
+            self.quality,
+            self.selections,
             self.results,
             self.review,
             self.dead_letters,

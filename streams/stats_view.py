@@ -1,26 +1,25 @@
-"""``swarmstream stats``: model stats, learned reliability, chain metrics and every
-breaker, read straight from the changelogs and the circuit log.
+"""``swarmstream stats``: model stats and quality, chain metrics and every breaker.
 
-It needs no worker: tables are folded from their changelog topics (last
-write per key wins, shards merged), and breakers are recomputed from the
-circuit log exactly as each worker does.
+It needs no worker: model stats and breakers are folded from the call and
+quality logs exactly as each worker folds them, and chain metrics from their
+table's changelog (last write per key wins, shards added up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from swarmstream.agents.fallback.board import CircuitBoard
-from swarmstream.agents.stats import model_stats, quality
+from swarmstream.agents.stats.book import ModelBook
 from swarmstream.schemas.codec import DecodeError, codec
-from swarmstream.schemas.models import CircuitEvent, now_ms
+from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
 from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.settings import Settings
 
@@ -60,49 +59,34 @@ def fold_table(records: list[tuple[bytes | None, bytes | None]]) -> dict[str, An
     return table
 
 
-def _shards(table: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    for key, value in table.items():
-        name, category, _shard = key.rsplit("|", 2) if key.count("|") >= 2 else (key.rsplit("|", 1)[0], "*", 0)
-        yield name, category, value
-
-
 async def collect(settings: Settings) -> dict[str, Any]:
-    changelog = f"{settings.app_id}-{{}}-changelog".format
-    stats_raw, quality_raw, chains_raw, circuit_raw = await asyncio.gather(
-        read_all(settings.broker, changelog("model-stats")),
-        read_all(settings.broker, changelog("model-quality")),
-        read_all(settings.broker, changelog("chain-metrics")),
-        read_all(settings.broker, settings.topics.circuit),
+    from swarmstream.agents.models.catalog import load_catalog
+    from swarmstream.streams.topology import chains_for
+
+    chains_raw, calls_raw, quality_raw = await asyncio.gather(
+        read_all(settings.broker, f"{settings.app_id}-chain-metrics-changelog"),
+        read_all(settings.broker, settings.topics.calls),
+        read_all(settings.broker, settings.topics.quality),
     )
-    grouped: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for model, category, value in _shards(fold_table(stats_raw)):
-        grouped[(model, category)].append(value)
-    models = {f"{m}|{c}": model_stats.merge(v) for (m, c), v in sorted(grouped.items())}
-
-    agreement: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for model, category, value in _shards(fold_table(quality_raw)):
-        agreement[(model, category)].append(value)
-    reliability = {f"{m}|{c}": round(quality.reliability(v), 4) for (m, c), v in sorted(agreement.items())}
-
     chains: dict[str, dict[str, int]] = defaultdict(dict)
     for key, counts in fold_table(chains_raw).items():
         chain = key.rsplit("|", 1)[0]
         for metric, n in counts.items():
             chains[chain][metric] = chains[chain].get(metric, 0) + n
 
-    from swarmstream.agents.models.catalog import load_catalog
-    from swarmstream.streams.topology import chains_for
-
     config = chains_for(settings, load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1"))
     board = CircuitBoard(config.circuit_for, now_ms)
-    for _key, value in circuit_raw:
-        try:
-            board.apply(codec().decode_as(value or b"", CircuitEvent))
-        except DecodeError:
-            continue
+    book = ModelBook()
+    for _key, value in calls_raw:
+        with contextlib.suppress(DecodeError):
+            record = codec().decode_as(value or b"", CallRecord)
+            board.apply(record)
+            book.add_call(record)
+    for _key, value in quality_raw:
+        with contextlib.suppress(DecodeError):
+            book.add_quality(codec().decode_as(value or b"", QualityEvent))
     return {
-        "models": models,
-        "reliability": reliability,
+        "models": book.snapshot(),
         "chains": dict(chains),
         "breakers": dict(board.states()),
         "breaker_transitions": [{"model": m, "from": a, "to": b, "count": n} for (m, a, b), n in board.transitions.items()],
@@ -110,13 +94,12 @@ async def collect(settings: Settings) -> dict[str, Any]:
 
 
 def render(view: dict[str, Any]) -> str:
-    lines = ["models (model|category)        calls  ok     latency_ewma_ms  cost_usd    failures"]
+    lines = ["models (model|category)        calls     ok  p50_ms  p95_ms  cost_usd    quality (n)   failures"]
     for key, s in view["models"].items():
-        lat = f"{s['latency_ewma_ms']:.0f}" if s["latency_ewma_ms"] is not None else "-"
-        lines.append(f"  {key:<28} {s['calls']:>6} {s['successes']:>6} {lat:>16}  {s['cost_micros'] / 1e6:<10.6f}  "
+        p50, p95 = (f"{s[k]:.0f}" if s[k] is not None else "-" for k in ("latency_p50_ms", "latency_p95_ms"))
+        lines.append(f"  {key:<28} {s['calls']:>6} {s['successes']:>6} {p50:>7} {p95:>7}  "
+                     f"{s['cost_micros'] / 1e6:<10.6f}  {s['quality_mean']:.3f} ({s['quality_events']:>4})  "
                      f"{s['failures'] or ''}")
-    lines.append("reliability (agreement with confident consensus)")
-    lines += [f"  {key:<28} {value:.3f}" for key, value in view["reliability"].items()]
     lines.append("chains")
     lines += [f"  {chain:<28} {counts}" for chain, counts in view["chains"].items()]
     lines.append("breakers")

@@ -1,14 +1,16 @@
 """The whole graph in one place: every topic, table and agent, and how they link.
 
     tasks ──► intake ──► model.<id> ──► model-call ──► responses | failures
-                 │                            └──► circuit (one event per call, keyed by model)
-                 └─ chain: first link (or delays, when it must wait)
+                 │                            └──► calls (one record per call, keyed by model)
+                 ├─ chain: first link (or delays, when it must wait)
+                 └─ select: ──► select (keyed by tenant) ──► selector: budget + policy ──► model.<id>
+                                                                   └─► selections (propensities)
     responses + failures ──► outcomes: task table (windowed) ──► results (+ review)
-                                 ├─ consensus: early stop asks more model.<id>; quality labels (table)
+                                 ├─ consensus: early stop asks more model.<id>; labels ──► quality
                                  └─ chain: retry / next link ──► model.<id> | delays; metrics (table)
     delays ──► (sleep until not_before) ──► model.<id>
-    circuit ──► every worker's breakers (replayed from the start)
-    responses + failures ──► stats (table)
+    calls + quality ──► every worker's breakers and model stats (replayed from the start)
+    feedback ──► quality
     undecodable or invalid input ──► dead-letters
 
 Capabilities define handlers over plain values (``agents/*/agent.py``); this
@@ -19,7 +21,7 @@ tables, and runs it with :func:`streams.inflight.run_in_order`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +36,15 @@ from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.catalog import Catalog
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
-from swarmstream.agents.stats import quality
-from swarmstream.agents.stats.agent import StatsRecorder
+from swarmstream.agents.selection.agent import Selector
+from swarmstream.agents.selection.budget import BudgetLimits
+from swarmstream.agents.stats.book import ModelBook
+from swarmstream.agents.stats.feedback import FeedbackRecorder
 from swarmstream.agents.taskstate import Finisher, State
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Record, TaskResult, now_ms
 from swarmstream.streams.app import create_app, window_expiry
-from swarmstream.streams.circuits import follow_circuit_log
+from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.inflight import Handler, run_in_order
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 
@@ -99,6 +103,7 @@ class Topology:
     catalog: Catalog
     pool: ClientPool = field(default_factory=ClientPool)
     board: CircuitBoard | None = None
+    book: ModelBook | None = None
 
     async def emit(self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None) -> None:
         fut = await self.app.producer.send(
@@ -116,33 +121,6 @@ class Topology:
             await run_in_order(stream, handler, max_in_flight=max_in_flight, name=name)
 
         self.app.agent(channel, name=name)(agent)
-
-
-class QualityBook:
-    """Per model and category agreement counts, one shard per input partition.
-
-    Written from the consensus agent (keys are not task ids, so each shard is
-    written only by its partition's owner and recovers exactly; readers merge
-    the shards this worker holds)."""
-
-    def __init__(self, table: Any, partitions: int) -> None:
-        self._table = table
-        self._partitions = partitions
-
-    def record(self, state: State, result: TaskResult, partition: int) -> None:
-        """Called by the consensus agent for each decided task, inside its event."""
-        category = state["task"].get("category") or "*"
-        for model, agreed in quality.labels(result):
-            for cat in {category, "*"}:
-                key = f"{model}|{cat}|{partition}"
-                self._table[key] = quality.add(self._table.get(key), agreed)
-
-    def reliability(self, models: list[str], category: str | None) -> dict[str, float]:
-        out = {}
-        for model in models:
-            shards = [self._table.get(f"{model}|{category or '*'}|{p}") for p in range(self._partitions)]
-            out[model] = quality.reliability(s for s in shards if s)
-        return out
 
 
 class ShardedCounters:
@@ -183,7 +161,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         settings.consensus_window_s, expires=window_expiry(settings)
     )
     store = WindowedStore(task_table)
-    book = QualityBook(app.Table("model-quality", default=None, partitions=partitions), partitions)
+    book = ModelBook()
     chain_metrics = ShardedCounters(app.Table("chain-metrics", default=None, partitions=partitions))
     board = CircuitBoard(chains_config.circuit_for, now_ms)
     finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
@@ -208,6 +186,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         families={m.id: m.family for m in catalog.models.values()},
         default_models=catalog.default_consensus,
         chains=chains,
+        select_topic=names.select,
         reliability=book.reliability,
     )
     topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
@@ -219,7 +198,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
             responses_topic=names.responses,
             failures_topic=names.failures,
             dead_letter_topic=names.dead_letters,
-            circuit_topic=names.circuit,
+            calls_topic=names.calls,
         )
         topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
 
@@ -235,21 +214,51 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         review_threshold=settings.review_threshold,
         stop_threshold=settings.early_stop_threshold,
         reliability=book.reliability,
-        on_decided=book.record,
+        quality_topic=names.quality,
         chains=chains.handle,
     )
     topo.wire("outcomes", topo.raw_topic(names.responses, names.failures), joiner.handle, 256)
 
-    stats_table = app.Table("model-stats", default=None, partitions=partitions)
-    topo.wire("stats", topo.raw_topic(names.responses, names.failures), StatsRecorder(stats_table).handle, 256)
+    selector = Selector(
+        models=catalog.models,
+        book=book,
+        spend=app.Table("spend", default=None, partitions=partitions),
+        limits=lambda tenant: budget_limits(settings, tenant),
+        emit=topo.emit,
+        model_topic=names.model,
+        failures_topic=names.failures,
+        selections_topic=names.selections,
+        dead_letter_topic=names.dead_letters,
+        policy=settings.policy,
+    )
+    topo.wire("select", topo.raw_topic(names.select), selector.handle, 256)
+
+    feedback = FeedbackRecorder(store=store, emit=topo.emit, quality_topic=names.quality,
+                                dead_letter_topic=names.dead_letters)
+    topo.wire("feedback", topo.raw_topic(names.feedback), feedback.handle, 256)
 
     @app.task  # type: ignore[misc]
-    async def circuit_log() -> None:
-        await follow_circuit_log(app.swarm_bootstrap, names.circuit, board)
+    async def replicated_logs() -> None:
+        await follow_logs(app.swarm_bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality})
 
     async def close_http(sender: Any, **kwargs: Any) -> None:
         await topo.pool.aclose()
 
     app.on_before_shutdown.connect(close_http)
     topo.board = board
+    topo.book = book
     return topo
+
+
+def _fold_call(board: CircuitBoard, book: ModelBook) -> Callable[[Any], None]:
+    def fold(record: Any) -> None:
+        board.apply(record)
+        book.add_call(record)
+
+    return fold
+
+
+def budget_limits(settings: Settings, tenant: str) -> BudgetLimits:
+    configured = settings.budgets.get(tenant) or settings.budgets.get("*") or {}
+    return BudgetLimits(per_day_micros=configured.get("per_day_micros"),
+                        per_month_micros=configured.get("per_month_micros"))

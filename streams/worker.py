@@ -7,6 +7,7 @@ the crash tests, and two workers must not share a process.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -33,7 +34,11 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
 
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
     """The environment that makes a child worker see exactly these settings."""
-    env = {f"SWARM_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value is not None}
+    env = {
+        f"SWARM_{name.upper()}": json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        for name, value in settings.model_dump().items()
+        if value is not None
+    }
     env["SWARM_BROKER"] = broker_url
     return env
 

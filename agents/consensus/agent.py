@@ -10,11 +10,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from swarmstream.agents.consensus.join import apply
+from swarmstream.agents.consensus.join import apply, quality_labels
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
 from swarmstream.agents.taskstate import Finisher, State, TaskStore
 from swarmstream.schemas.codec import DecodeError, codec
-from swarmstream.schemas.models import Failure, ModelRequest, ModelResponse, TaskRequest, TaskResult
+from swarmstream.schemas.models import (
+    Failure,
+    ModelRequest,
+    ModelResponse,
+    QualityEvent,
+    TaskRequest,
+    TaskResult,
+    now_ms,
+)
 
 Reliability = Callable[[list[str], str | None], Mapping[str, float]]
 """(models, category) -> each model's measured reliability, for weighted votes."""
@@ -34,7 +42,7 @@ class ConsensusJoiner:
         review_threshold: float,
         stop_threshold: float,
         reliability: Reliability = lambda models, category: {},
-        on_decided: Callable[[State, TaskResult, int], None] = lambda state, result, partition: None,
+        quality_topic: str | None = None,
         chains: ChainHandler | None = None,
     ) -> None:
         self._store = store
@@ -45,7 +53,7 @@ class ConsensusJoiner:
         self._review_threshold = review_threshold
         self._stop_threshold = stop_threshold
         self._reliability = reliability
-        self._on_decided = on_decided
+        self._quality = quality_topic
         self._chains = chains
 
     async def handle(self, message: InputMessage) -> None:
@@ -80,7 +88,18 @@ class ConsensusJoiner:
                 await self._ask(decided.state, decided.ask)
             return
         await self._finisher.finish(decided.state, decided.result)
-        self._on_decided(decided.state, decided.result, message.partition)
+        await self._teach(decided.state, decided.result)
+
+    async def _teach(self, state: State, result: TaskResult) -> None:
+        """Free quality labels for the selectors: see :func:`.join.quality_labels`."""
+        if self._quality is None:
+            return
+        category = state["task"].get("category")
+        await asyncio.gather(*(
+            self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
+                                                          source="consensus", task_id=result.task_id, at_ms=now_ms()))
+            for model, reward in quality_labels(result)
+        ))
 
     async def _ask(self, state: State, models: list[str]) -> None:
         task = TaskRequest.model_validate(state["task"])

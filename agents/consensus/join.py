@@ -90,6 +90,8 @@ def apply(
     if state["done"] or model in state["answers"] or model in state["failures"]:
         return Step(state, duplicate=True)
     state = {**state, "answers": dict(state["answers"]), "failures": dict(state["failures"])}
+    if not state["asked"]:  # select mode: intake did not know which model the selector would pick
+        state["asked"] = state["order"] = [model]
     if isinstance(outcome, ModelResponse):
         state["answers"][model] = {
             "answer": outcome.answer,
@@ -153,7 +155,7 @@ def decide(state: State, review_threshold: float, reliability: Mapping[str, floa
     }
     if not votes:
         classes = sorted({f["class"] for f in failures.values()})
-        status = "timeout" if classes == ["timeout"] else "failed"
+        status = {"timeout": "timeout", "budget_exceeded": "budget_exceeded"}.get(",".join(classes), "failed")
         return TaskResult(status=status, reason=f"no model answered ({', '.join(classes)})", **common)
     decision = aggregate(votes, answer_type=task["answer_type"], strategy=task["strategy"])
     return TaskResult(
@@ -163,6 +165,7 @@ def decide(state: State, review_threshold: float, reliability: Mapping[str, floa
         confidence=decision.confidence,
         strategy=decision.strategy,
         tie=decision.tie,
+        answered_by=votes[0].model_id if len(votes) == 1 else None,
         votes=[CastVote(model_id=v.model_id, answer=v.answer, weight=v.weight, latency_ms=v.latency_ms) for v in votes],
         reason=decision.reason,
         **common,
@@ -176,3 +179,18 @@ def status_of(decision: Decision, failures: Mapping[str, Mapping[str, Any]], rev
     if any(f["class"] == "timeout" for f in failures.values()):
         return "partial"
     return "ok"
+
+
+LABEL_MIN_VOTES = 3
+LABEL_MIN_CONFIDENCE = 0.75
+"""Quality labels come only from results with at least three votes and this
+confidence: with three 0.7-accurate voters a unanimous answer is right ~97% of
+the time, and weak consensus would teach the majority's mistakes."""
+
+
+def quality_labels(result: TaskResult) -> list[tuple[str, float]]:
+    """(model, reward) for every vote of a result confident enough to teach: a model
+    that agrees with a confident consensus was right, one that disagrees was wrong."""
+    if result.answer is None or len(result.votes) < LABEL_MIN_VOTES or result.confidence < LABEL_MIN_CONFIDENCE:
+        return []
+    return [(vote.model_id, 1.0 if vote.answer == result.answer else 0.0) for vote in result.votes]

@@ -3,7 +3,8 @@
 It opens the task's state before sending any request, so the outcome agent
 knows the task (its prompt, for review and for asking more models) and an
 intake retried after a crash re-sends the same requests. Chain-mode tasks
-are planned by the chain runner.
+are planned by the chain runner; select-mode tasks go on to the selector,
+re-keyed by tenant. A task without a category gets one here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from swarmstream.agents.consensus.join import open_task
 from swarmstream.agents.dispatch.intake import InvalidTask, plan_task
 from swarmstream.agents.fallback.agent import ChainRunner
 from swarmstream.agents.fallback.chains import UnknownChainError
+from swarmstream.agents.selection.features import classify_category
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
 from swarmstream.agents.taskstate import TaskStore
 from swarmstream.schemas.codec import DecodeError, decode_task
@@ -33,6 +35,7 @@ class Dispatcher:
         families: Mapping[str, str],
         default_models: Sequence[str],
         chains: ChainRunner | None = None,
+        select_topic: str | None = None,
         reliability: Reliability = lambda models, category: {},
     ) -> None:
         self._emit = emit
@@ -42,11 +45,17 @@ class Dispatcher:
         self._families = dict(families)
         self._default = list(default_models)
         self._chains = chains
+        self._select_topic = select_topic
         self._reliability = reliability
 
     async def handle(self, message: InputMessage) -> None:
         try:
             task = decode_task(message.value, message.headers, key=message.key)
+            if task.category is None:  # every record downstream (stats, labels, budgets) is per category
+                task = task.model_copy(update={"category": classify_category(task.prompt, task.answer_type)})
+            if task.mode == "select":
+                await self._open_select(task)
+                return
             if task.mode == "chain":
                 await self._open_chain(task, message.partition)
                 return
@@ -78,6 +87,18 @@ class Dispatcher:
                 if model not in state["answers"] and model not in state["failures"]
             )
         )
+
+    async def _open_select(self, task: TaskRequest) -> None:
+        """Open the task here (keyed by task), then hand it to the selector (keyed by tenant)."""
+        if self._select_topic is None:
+            raise InvalidTask("select mode is not configured on this worker")
+        state = self._store.get(task.task_id, task.created_ms)
+        if state is not None and (state["done"] or state["asked"]):
+            return  # redelivered after the selector already chose
+        if state is None:
+            self._store.set(task.task_id, task.created_ms,
+                            open_task(task, order=[], asked=[], deadline_ms=task.created_ms + task.timeout_ms))
+        await self._emit(self._select_topic, task.tenant, task)
 
     async def _open_chain(self, task: TaskRequest, partition: int) -> None:
         if self._chains is None:

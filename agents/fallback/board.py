@@ -1,11 +1,11 @@
 """Every model's circuit breaker, derived from the circuit log.
 
-Model-call agents append one CircuitEvent per call to ``swarm.circuit``
-(keyed by model, so each model's events keep their order). Every worker
-folds the whole log into a :class:`CircuitBoard`, so all workers see the same
+Model-call agents append one CallRecord per call to ``swarm.calls`` (keyed
+by model, so each model's records keep their order). Every worker folds the
+whole log into a :class:`CircuitBoard`, so all workers see the same
 breakers, a restarted worker rebuilds them by replaying the log, and
 ``swarmstream stats`` recomputes them the same way: the log is the
-changelog. Pure: events in, admissions out.
+changelog. Pure: records in, admissions out.
 
 Probes: when a breaker half-opens, a worker admits one probe and marks it
 locally (:meth:`CircuitBoard.begin_probe`); two workers may each send one.
@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 
 from swarmstream.agents.fallback import circuit
 from swarmstream.agents.fallback.circuit import Admission, CircuitConfig
-from swarmstream.schemas.models import CircuitEvent
+from swarmstream.schemas.models import CallRecord
 
 
 class CircuitBoard:
@@ -29,7 +29,7 @@ class CircuitBoard:
         self.transitions: Counter[tuple[str, str, str]] = Counter()
         """(model, from, to) -> how many times."""
 
-    def apply(self, event: CircuitEvent) -> None:
+    def apply(self, event: CallRecord) -> None:
         state, transition = circuit.record_outcome(
             self._states.get(event.model_id),
             event.failure_class,

@@ -15,7 +15,7 @@ from swarmstream.agents.models.parsing import parse_answer
 from swarmstream.agents.models.providers.base import ChatRequest, Provider
 from swarmstream.agents.ports import Emit, InputMessage, dead_letter
 from swarmstream.schemas.codec import DecodeError, codec
-from swarmstream.schemas.models import CircuitEvent, Failure, ModelRequest, ModelResponse, StepContext, now_ms
+from swarmstream.schemas.models import CallRecord, Failure, ModelRequest, ModelResponse, StepContext, now_ms
 
 
 class ModelCaller:
@@ -27,14 +27,14 @@ class ModelCaller:
         responses_topic: str,
         failures_topic: str,
         dead_letter_topic: str,
-        circuit_topic: str | None = None,
+        calls_topic: str | None = None,
     ) -> None:
         self._provider = provider
         self._emit = emit
         self._responses = responses_topic
         self._failures = failures_topic
         self._dead_letters = dead_letter_topic
-        self._circuit = circuit_topic
+        self._calls = calls_topic
 
     async def handle(self, message: InputMessage) -> None:
         try:
@@ -46,11 +46,8 @@ class ModelCaller:
         outcome = await self.call(request)
         topic = self._responses if isinstance(outcome, ModelResponse) else self._failures
         sends = [self._emit(topic, request.task.task_id, outcome)]
-        if self._circuit is not None:
-            failure = outcome.failure_class if isinstance(outcome, Failure) else None
-            event = CircuitEvent(model_id=request.model_id, ok=failure is None, failure_class=failure,
-                                 at_ms=now_ms(), probe=request.probe)
-            sends.append(self._emit(self._circuit, request.model_id, event))
+        if self._calls is not None:
+            sends.append(self._emit(self._calls, request.model_id, call_record(request, outcome)))
         await asyncio.gather(*sends)
 
     async def call(self, request: ModelRequest) -> ModelResponse | Failure:
@@ -98,4 +95,22 @@ def _failure(step: StepContext, exc: ProviderError, started: float) -> Failure:
         latency_ms=int((time.monotonic() - started) * 1000),
         final=step.mode != "chain",  # a chain's planner decides what follows
         failed_ms=now_ms(),
+    )
+
+
+def call_record(request: ModelRequest, outcome: ModelResponse | Failure) -> CallRecord:
+    """What the breakers and the model stats learn from one call."""
+    ok = isinstance(outcome, ModelResponse)
+    return CallRecord(
+        model_id=request.model_id,
+        ok=ok,
+        failure_class=None if ok else outcome.failure_class,  # type: ignore[union-attr]
+        at_ms=now_ms(),
+        probe=request.probe,
+        latency_ms=outcome.latency_ms,
+        cost_micros=outcome.cost_micros if ok else 0,  # type: ignore[union-attr]
+        category=request.task.category,
+        tenant=request.task.tenant,
+        input_tokens=outcome.input_tokens if ok else 0,  # type: ignore[union-attr]
+        output_tokens=outcome.output_tokens if ok else 0,  # type: ignore[union-attr]
     )

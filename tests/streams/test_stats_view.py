@@ -16,6 +16,7 @@ async def test_stats_show_models_chains_and_breakers(stack) -> None:
 
     assert view["models"]["flaky|*"]["failures"] == {"server_error": 2}
     assert view["models"]["fast-a|*"]["successes"] >= 5
+    assert view["models"]["fast-a|math"]["latency_p50_ms"] is not None
     assert view["chains"]["two"]["attempts.server_error"] == 2
     assert view["chains"]["two"]["fallbacks"] == 2
     assert view["breakers"]["breaker"] == "open"

@@ -1,0 +1,51 @@
+"""Feedback agent: swarm.feedback -> QualityEvents on swarm.quality.
+
+A judgement of a task's result (0 wrong .. 1 right) teaches every model that
+gave that answer ``score`` and every model that gave another answer
+``1 - score``. The task's state says who answered what; feedback for a task
+whose state has expired (the task table's window) teaches nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.taskstate import State, TaskStore
+from swarmstream.schemas.codec import DecodeError, codec
+from swarmstream.schemas.models import Feedback, QualityEvent, now_ms
+
+
+def rewards(state: State, score: float) -> list[tuple[str, float]]:
+    if "chain" in state:
+        attempts = state["chain"]["attempts"]
+        answered = [a["model"] for a in attempts if a.get("failure_class") is None]
+        return [(answered[-1], score)] if answered else []
+    final = state.get("answer")
+    return [(model, score if a["answer"] == final else 1.0 - score) for model, a in sorted(state["answers"].items())]
+
+
+class FeedbackRecorder:
+    def __init__(self, *, store: TaskStore, emit: Emit, quality_topic: str, dead_letter_topic: str) -> None:
+        self._store = store
+        self._emit = emit
+        self._quality = quality_topic
+        self._dead_letters = dead_letter_topic
+
+    async def handle(self, message: InputMessage) -> None:
+        try:
+            feedback = codec().decode_as(message.value or b"", Feedback)
+        except DecodeError as exc:
+            key = (message.key or b"").decode("utf-8", "replace")
+            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+            return
+        state = self._store.get(feedback.task_id, feedback.created_ms)
+        if state is None or not state.get("done"):
+            return
+        category = state["task"].get("category")
+        await asyncio.gather(*(
+            self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
+                                                          source=f"feedback:{feedback.source}",
+                                                          task_id=feedback.task_id, at_ms=now_ms()))
+            for model, reward in rewards(state, feedback.score)
+        ))
