@@ -88,16 +88,15 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from swarmstream.agents.models.simulated.taskset import demo_tasks
-from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import ModelRequest, ModelResponse, StepContext, TaskRequest, TaskResult, now_ms
+from swarmstream.schemas.models import Mode, TaskRequest, TaskResult, now_ms
 from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, ensure_topics
 from swarmstream.streams.demo import to_request
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
@@ -109,6 +108,12 @@ MODELS = ("bench-a", "bench-b", "bench-c")
 SLOW_MODELS = ("bench-slow-a", "bench-slow-b", "bench-slow-c")
 """(d)'s 500 ms models, in the same catalog as (c)'s 100 ms ones: one stack serves both."""
 
+MODE_TIMEOUT_S = 20.0
+"""Results of a select/chain burst are waited for this long: a mode that loses tasks costs little."""
+BENCH_CHAIN = "bench"
+"""The one fallback chain of every bench catalog: its default consensus models, in order."""
+OTHER_MODES = ("select", "chain")
+"""Measured like (a) when ``TaskRequest.mode`` accepts them, else reported as null."""
 TASK_TIMEOUT_MS = 120_000
 """Far above any queueing delay here: a burst must not end in deadline failures."""
 BATCH_IN_FLIGHT = 256
@@ -220,7 +225,7 @@ def write_catalog(directory: Path, name: str, models: Mapping[str, Mapping[str, 
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"default_consensus": list(default), "models": entries}, sort_keys=False))
     # Workers validate the fallback chains against the catalog at start-up: one chain over these models.
-    chains = {"default": "bench", "chains": {"bench": {"links": [{"model": m} for m in models]}}}
+    chains = {"default": BENCH_CHAIN, "chains": {BENCH_CHAIN: {"links": [{"model": m} for m in default]}}}
     chains_path(path).write_text(yaml.safe_dump(chains, sort_keys=False))
     return path
 
@@ -246,11 +251,13 @@ async def bench_stack(
         yield stack
 
 
-def make_tasks(tag: str, n: int, models: Sequence[str]) -> list[TaskRequest]:
+def make_tasks(tag: str, n: int, models: Sequence[str], *, mode: str = "consensus") -> list[TaskRequest]:
+    """Demo tasks with ids unique to this call; chain tasks name the catalog's one chain."""
     run = uuid.uuid4().hex[:6]
+    update: dict[str, Any] = {"chain": BENCH_CHAIN} if mode == "chain" else {}
     return [
-        to_request(item, mode="consensus", models=models, timeout_ms=TASK_TIMEOUT_MS).model_copy(
-            update={"task_id": f"{tag}-{run}-{i:05d}"}
+        to_request(item, mode=mode, models=models, timeout_ms=TASK_TIMEOUT_MS).model_copy(
+            update={"task_id": f"{tag}-{run}-{i:05d}", **update}
         )
         for i, item in enumerate(demo_tasks(n))
     ]
@@ -274,19 +281,22 @@ def worker_pids(stack: Stack) -> dict[str, int]:
     return {f"worker{i}": w.pid for i, w in enumerate(stack.workers)}
 
 
-async def burst(stack: Stack, tag: str, n: int, models: Sequence[str], extra_pids: Mapping[str, int]) -> dict[str, Any]:
+async def burst(
+    stack: Stack, tag: str, n: int, models: Sequence[str], extra_pids: Mapping[str, int], *,
+    mode: str = "consensus", timeout_s: float = RESULT_TIMEOUT_S,
+) -> dict[str, Any]:
     """Publish n tasks as fast as the producer takes them; rate and CPU until the last result."""
-    tasks = make_tasks(tag, n, models)
+    tasks = make_tasks(tag, n, models, mode=mode)
     meter = CpuMeter({**worker_pids(stack), **extra_pids}).start()
     started_ms = now_ms()
     for task in tasks:
         await stack.client.submit(task, wait_ack=False)
     await stack.client.flush()
     published_s = (now_ms() - started_ms) / 1000
-    results = await wait_results(stack, [t.task_id for t in tasks])
+    results = await wait_results(stack, [t.task_id for t in tasks], timeout_s)
     meter.stop()
     if not results:
-        raise RuntimeError(f"{tag}: no result of {n} tasks within {RESULT_TIMEOUT_S:.0f} s")
+        raise RuntimeError(f"{tag}: no result of {n} tasks within {timeout_s:.0f} s")
     wall_s = (max(r.completed_ms for r in results) - started_ms) / 1000
     statuses: dict[str, int] = {}
     for r in results:
@@ -296,8 +306,7 @@ async def burst(stack: Stack, tag: str, n: int, models: Sequence[str], extra_pid
         "tasks": n,
         "wall_s": round(wall_s, 3),
         "publish_s": round(published_s, 3),
-        "tasks_per_s": round(n / wall_s, 1),
-        "events_per_s": round(EVENTS_PER_TASK * n / wall_s, 1),
+        "tasks_per_s": round(len(results) / wall_s, 1),
         "cpu_ms_per_task": round(workers_cpu_s * 1000 / n, 3),
         "client_cpu_ms_per_task": round(meter.used_s["client"] * 1000 / n, 3),
         "worker_cpu_utilisation": round(workers_cpu_s / wall_s, 3),
@@ -311,23 +320,7 @@ async def burst(stack: Stack, tag: str, n: int, models: Sequence[str], extra_pid
     return out
 
 
-EVENTS_PER_TASK = 10
-"""Events a worker consumes per 3-model consensus task: 1 task + 3 requests + 3 outcomes x 2 agents."""
-
-
 # --- (b) raw aiokafka ceiling -----------------------------------------------------------------
-
-
-def event_bytes() -> int:
-    """Mean encoded size of the events a worker consumes per task, weighted as consumed."""
-    task = make_tasks("size", 1, MODELS)[0]
-    request = ModelRequest(task=task, model_id=MODELS[0], deadline_ms=task.created_ms + TASK_TIMEOUT_MS,
-                           expected_models=list(MODELS))
-    response = ModelResponse(step=StepContext.of(request), text="Answer: vehicle", answer="vehicle",
-                             input_tokens=31, output_tokens=4, cost_micros=7, latency_ms=0,
-                             upstream_model=MODELS[0], confidence=0.9, responded_ms=now_ms())
-    sizes = [len(codec().encode(task))] + [len(codec().encode(request))] * 3 + [len(codec().encode(response))] * 6
-    return round(sum(sizes) / len(sizes))
 
 
 async def raw_ceiling(broker_url: str, messages: int, size: int, partitions: int) -> dict[str, Any]:
@@ -568,30 +561,49 @@ async def profiled_run(broker_url: str, catalog: Path, tasks: int, workdir: Path
 # --- changelog volume -------------------------------------------------------------------------
 
 
-async def changelog_records(broker_url: str, app_id: str) -> dict[str, int]:
-    """Records per changelog topic (by table name), read to the end (Tansu's end offsets can be short)."""
+@dataclass
+class Census:
+    """Records and value bytes per topic of one run, read from the broker after it."""
+
+    pipeline: dict[str, tuple[int, int]]  # "<prefix>.<name>" topics: (records, bytes)
+    changelogs: dict[str, int]  # table name -> records
+
+    def pipeline_records(self) -> int:
+        return sum(count for count, _ in self.pipeline.values())
+
+    def mean_bytes(self) -> int:
+        records = self.pipeline_records()
+        return round(sum(size for _, size in self.pipeline.values()) / records) if records else 0
+
+
+async def topic_census(broker_url: str, settings: Settings) -> Census:
+    """Every record of the run's topics, read to the end (Tansu's end offsets can be short)."""
+    prefix, app_id = f"{settings.topic_prefix}.", f"{settings.app_id}-"
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=10, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        topics = [t for t in await consumer.topics() if t.startswith(app_id) and t.endswith("-changelog")]
-        from aiokafka import TopicPartition
-
+        topics = [t for t in await consumer.topics() if t.startswith((prefix, app_id))]
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        if not tps:
-            return {}
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        counts = dict.fromkeys((t.removeprefix(f"{app_id}-").removesuffix("-changelog") for t in topics), 0)
-        idle = 0
-        while idle < 3:
-            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
-            for tp, records in batches.items():
-                counts[tp.topic.removeprefix(f"{app_id}-").removesuffix("-changelog")] += len(records)
-            idle = idle + 1 if not batches else 0
-        return counts
+        counts = dict.fromkeys(topics, 0)
+        sizes = dict.fromkeys(topics, 0)
+        if tps:
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            idle = 0
+            while idle < 3:
+                batches = await consumer.getmany(timeout_ms=100, max_records=20_000)
+                for tp, records in batches.items():
+                    counts[tp.topic] += len(records)
+                    sizes[tp.topic] += sum(len(r.value or b"") for r in records)
+                idle = idle + 1 if not batches else 0
     finally:
         await consumer.stop()
+    return Census(
+        pipeline={t.removeprefix(prefix): (counts[t], sizes[t]) for t in topics if t.startswith(prefix) and counts[t]},
+        changelogs={t.removeprefix(app_id).removesuffix("-changelog"): counts[t]
+                    for t in topics if t.startswith(app_id) and t.endswith("-changelog") and counts[t]},
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -610,6 +622,7 @@ async def _run(quick: bool) -> dict[str, Any]:
     if broker is not None and broker._proc is not None:
         broker_pid = {"broker": broker._proc.pid}
     result: dict[str, Any] = {"quick": quick, "broker": "embedded (Tansu)" if broker else broker_url}
+    modes: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="swarm-bench-pipeline-") as tmp:
             workdir = Path(tmp)
@@ -622,31 +635,38 @@ async def _run(quick: bool) -> dict[str, Any]:
                 **sim_models(SLOW_MODELS, provider="inproc", latency_ms=500, max_in_flight=BATCH_IN_FLIGHT),
             }, MODELS)
 
-            # (b) the ceiling first, on the fresh broker, so no worker competes for the cores
-            size = event_bytes()
-            t = time.monotonic()
-            raw = await raw_ceiling(broker_url, EVENTS_PER_TASK * sizes.burst, size, base.partitions)
-            phases["raw"] = time.monotonic() - t
-
-            # (a) throughput, one then two workers, 0 ms inproc
+            # (a) throughput, one worker, 0 ms inproc; the topics' census; other modes; then two workers
             t = time.monotonic()
             async with bench_stack(broker_url, fast) as stack:
-                await burst(stack, "warm", min(300, sizes.burst), MODELS, broker_pid)  # JIT-free, but warms caches/pools
+                warm = min(300, sizes.burst)
+                await burst(stack, "warm", warm, MODELS, broker_pid)
                 one = await burst(stack, "tput", sizes.burst, MODELS, broker_pid)
                 one["peak_rss_mb"] = round(peak_rss_mb(stack.workers[0].pid), 1)
-                tasks_so_far = sizes.burst + min(300, sizes.burst) + 1  # + the readiness probe
-                by_table = await changelog_records(broker_url, stack.settings.app_id)
-                one["changelog_records_per_task"] = round(sum(by_table.values()) / tasks_so_far, 2)
-                one["changelog_records_per_task_by_table"] = {
-                    table: round(count / tasks_so_far, 2) for table, count in sorted(by_table.items())
-                }
+                census = await topic_census(broker_url, stack.settings)
+                tasks_so_far = warm + sizes.burst + 1  # + the readiness probe
+                for mode in OTHER_MODES:
+                    if mode not in get_args(Mode):
+                        modes[mode] = None
+                        continue
+                    try:
+                        modes[mode] = await burst(stack, mode, sizes.burst // 2, (), broker_pid, mode=mode,
+                                                  timeout_s=MODE_TIMEOUT_S)
+                    except Exception as exc:  # a mode that is wired but broken must not cost the run
+                        modes[mode] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
                 stack.start_worker()
                 join = await wait_members(stack, 2)
                 two = await burst(stack, "tput2", sizes.burst, MODELS, broker_pid)
                 two["join"] = join
             phases["throughput"] = time.monotonic() - t
+            records_per_task = census.pipeline_records() / tasks_so_far
 
-            # (a') the same over the HTTP fleet
+            # (b) the ceiling: as many records as (a)'s burst moved, of the same mean size; no worker runs
+            t = time.monotonic()
+            raw = await raw_ceiling(broker_url, round(records_per_task * sizes.burst), census.mean_bytes(),
+                                    base.partitions)
+            phases["raw"] = time.monotonic() - t
+
+            # (a') the same as (a) over the HTTP fleet
             t = time.monotonic()
             async with bench_stack(broker_url, http, fleet=True) as stack:
                 await burst(stack, "warm", min(300, sizes.http_burst), MODELS, broker_pid)
@@ -692,7 +712,11 @@ async def _run(quick: bool) -> dict[str, Any]:
         if broker is not None:
             broker.stop()
 
+    for row in (one, two, over_http):
+        row["events_per_s"] = round(records_per_task * row["tasks_per_s"], 1)
     ratio = one["events_per_s"] / raw["events_per_s"]
+    runs = {"throughput_1_worker": one, "throughput_2_workers": two, "http_1_worker": over_http,
+            "concurrency_500ms": slow, "scaling_1_worker": scale1, "scaling_2_workers": scale2}
     result.update({
         "consensus_tasks_per_s": one["tasks_per_s"],
         "events_per_s": one["events_per_s"],
@@ -701,37 +725,38 @@ async def _run(quick: bool) -> dict[str, Any]:
         "overhead_p99_ms": loads["50%"]["overhead_ms"]["p99"],
         "cpu_ms_per_task": one["cpu_ms_per_task"],
         "cpu_ms_per_task_http": round(over_http["cpu_ms_per_task"] + over_http["client_cpu_ms_per_task"], 3),
-        "cpu_ms_per_task_http_worker": over_http["cpu_ms_per_task"],
         "peak_rss_mb": one["peak_rss_mb"],
         "scaling_2_workers": round(scale2["tasks_per_s"] / scale1["tasks_per_s"], 3),
-        "select_tasks_per_s": None,
-        "chain_tasks_per_s": None,
+        "select_tasks_per_s": _mode_rate(modes.get("select")),
+        "chain_tasks_per_s": _mode_rate(modes.get("chain")),
+        "cpu_ms_per_task_http_worker": over_http["cpu_ms_per_task"],
         "http_tasks_per_s": over_http["tasks_per_s"],
-        "cpu_ms_per_task_2_workers": two["cpu_ms_per_task"],
         "tasks_per_s_2_workers_0ms": two["tasks_per_s"],
+        "cpu_ms_per_task_2_workers": two["cpu_ms_per_task"],
         "tasks_per_s_500ms": slow["tasks_per_s"],
-        "event_bytes": size,
-        "events_per_task": EVENTS_PER_TASK,
+        "events_per_task": round(records_per_task, 2),
+        "events_per_task_by_topic": {
+            topic: round(count / tasks_so_far, 2) for topic, (count, _) in sorted(census.pipeline.items())
+        },
+        "event_bytes": census.mean_bytes(),
+        "changelog_records_per_task": round(sum(census.changelogs.values()) / tasks_so_far, 2),
+        "changelog_records_per_task_by_table": {
+            table: round(count / tasks_so_far, 2) for table, count in sorted(census.changelogs.items())
+        },
         "tasks_lost_when_a_worker_joins": two["join"]["lost_in_join"] + scale2["join"]["lost_in_join"],
-        "tasks_missing": sum(r.get("missing", 0) for r in (one, two, over_http, slow, scale1, scale2))
-        + sum(r["missing"] for r in loads.values()),
+        "tasks_missing": sum(r.get("missing", 0) for r in runs.values()) + sum(r["missing"] for r in loads.values()),
         "scaling_in_flight_cap": cap,
         "scaling_ceiling_tasks_per_s_per_worker": round(ceiling, 1),
-        "runs": {
-            "throughput_1_worker": one,
-            "throughput_2_workers": two,
-            "http_1_worker": over_http,
-            "raw": raw,
-            "latency_100ms": loads,
-            "concurrency_500ms": slow,
-            "scaling_1_worker": scale1,
-            "scaling_2_workers": scale2,
-        },
+        "runs": {**runs, "raw": raw, "latency_100ms": loads, "modes": modes},
         "profile": profile,
         "phase_s": {k: round(v, 1) for k, v in phases.items()},
         "wall_s": round(time.monotonic() - started, 1),
     })
     return result
+
+
+def _mode_rate(run: Any) -> float | None:
+    return run.get("tasks_per_s") if isinstance(run, dict) else None
 
 
 def run(*, quick: bool) -> dict[str, Any]:
@@ -743,25 +768,33 @@ def render(result: Mapping[str, Any]) -> str:
     one, two, http, raw = runs["throughput_1_worker"], runs["throughput_2_workers"], runs["http_1_worker"], runs["raw"]
     lines = [
         f"swarmstream pipeline ({'quick' if result['quick'] else 'full'}), broker: {result['broker']}; "
-        f"3-model consensus tasks, {result['events_per_task']} consumed events per task, {result['event_bytes']} B/event",
+        f"3-model consensus tasks: {result['events_per_task']} records/task on the pipeline's topics "
+        f"({result['event_bytes']} B mean) + {result['changelog_records_per_task']} changelog records/task",
         "",
-        f"{'run':<34} {'tasks/s':>8} {'events/s':>9} {'worker CPU ms/task':>19} {'client':>7} {'broker':>7}",
+        f"{'run':<32} {'tasks/s':>8} {'events/s':>9} {'CPU ms/task: worker':>20} {'client':>7} {'broker':>7}",
     ]
     for name, row in (("(a) 1 worker, inproc 0 ms", one), ("    2 workers, inproc 0 ms", two),
                       ("(a') 1 worker, HTTP fleet 0 ms", http)):
         lines.append(
-            f"{name:<34} {row['tasks_per_s']:>8.1f} {row['events_per_s']:>9.1f} {row['cpu_ms_per_task']:>19.3f} "
+            f"{name:<32} {row['tasks_per_s']:>8.1f} {row['events_per_s']:>9.1f} {row['cpu_ms_per_task']:>20.3f} "
             f"{row['client_cpu_ms_per_task']:>7.3f} {row.get('broker_cpu_ms_per_task', float('nan')):>7.3f}"
         )
-    lines.append(f"{'(b) raw aiokafka consume->produce->commit':<43} {raw['events_per_s']:>9.1f}   "
-                 f"({raw['cpu_us_per_event']} CPU-us/event)")
+    for mode in ("select", "chain"):
+        run = runs["modes"].get(mode)
+        if isinstance(run, dict) and "tasks_per_s" in run:
+            lines.append(f"{'    ' + mode + ', 1 worker, inproc 0 ms':<32} {run['tasks_per_s']:>8.1f} {'':>9} "
+                         f"{run['cpu_ms_per_task']:>20.3f} {run['client_cpu_ms_per_task']:>7.3f} "
+                         f"{run.get('broker_cpu_ms_per_task', float('nan')):>7.3f}")
+        else:
+            lines.append(f"    {mode}: {'not wired' if run is None else run.get('error', run)}")
     lines += [
-        f"    ratio ours/raw = {result['ratio']:.3f}; peak RSS {result['peak_rss_mb']} MB; "
-        f"worker main-thread CPU share {one['worker_main_thread_cpu_share']}; "
-        f"changelog records/task {one['changelog_records_per_task']}",
-        f"    CPU per task over HTTP (worker + client + fleet) {result['cpu_ms_per_task_http']} ms",
+        f"(b) raw aiokafka consume->produce->commit {raw['events_per_s']:>9.1f} events/s "
+        f"({raw['cpu_us_per_event']} CPU-us/event); ours/raw = {result['ratio']:.3f}",
+        f"    worker peak RSS {result['peak_rss_mb']} MB; main-thread share of worker CPU "
+        f"{one['worker_main_thread_cpu_share']}; CPU/task over HTTP, worker + client + fleet: "
+        f"{result['cpu_ms_per_task_http']} ms",
         "",
-        "(c) latency, inproc models of 100 ms, open loop",
+        "(c) latency, inproc models of 100 ms, open loop (ms)",
         f"{'load':>6} {'rate/s':>8} {'e2e p50':>8} {'p95':>7} {'p99':>7} {'overhead p50':>13} {'p95':>7} {'p99':>7}",
     ]
     for load, row in runs["latency_100ms"].items():
@@ -778,9 +811,13 @@ def render(result: Mapping[str, Any]) -> str:
         f"1 worker {s1['tasks_per_s']}, 2 workers {s2['tasks_per_s']} tasks/s -> x{result['scaling_2_workers']}",
         f"    CPU ms/task at 0 ms: 1 worker {one['cpu_ms_per_task']}, 2 workers {two['cpu_ms_per_task']}",
     ]
+    if result["tasks_missing"] or result["tasks_lost_when_a_worker_joins"]:
+        lines.append(f"    LOST: {result['tasks_missing']} results missing in measured runs, "
+                     f"{result['tasks_lost_when_a_worker_joins']} in the warm-ups right after a worker joined")
     profile = result["profile"]
     if profile.get("written"):
-        lines += ["", f"(f) profile: {profile['path']} (top own time, profiled run {profile['tasks_per_s_profiled']} tasks/s)"]
+        lines += ["", f"(f) profile: {profile['path']} (profiled run {profile['tasks_per_s_profiled']} tasks/s); "
+                      "top own CPU time:"]
         for row in profile["top_own"][:8]:
             lines.append(f"    {row['own_share'] * 100:5.1f}%  {row['function']}")
     else:
