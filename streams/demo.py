@@ -162,9 +162,10 @@ async def make_primary_flaky(stack: Stack) -> str:
 def render(summary: dict[str, object]) -> str:
     lat = summary["latency_ms"]
     assert isinstance(lat, dict)
+    accuracy_label = "consensus accuracy" if summary["mode"] == "consensus" else "accuracy"
     lines = [
         f"swarmstream demo ({summary['mode']}): {summary['results']}/{summary['tasks']} results in {summary['wall_s']} s",
-        f"  {"consensus accuracy" if summary["mode"] == "consensus" else "accuracy":<20}{summary["accuracy"]:.3f}",
+        f"  {accuracy_label:<20}{summary['accuracy']:.3f}",
     ]
     model_accuracy = summary["model_accuracy"]
     assert isinstance(model_accuracy, dict)
