@@ -12,15 +12,16 @@ names three models, early stopping off, so each task is exactly three model call
 Parts:
 
 (a) Throughput, one worker, 0 ms models: M tasks (3,000; quick 1,000) published as fast
-    as the client's producer takes them (``submit(wait_ack=False)``, then ``flush``).
-    ``consensus_tasks_per_s`` = M / (last result's ``completed_ms`` - the first
-    submit), in wall-clock ms.
-    ``events_per_s``: events the worker *consumes* per second, 10 per task: 1 task
-    (intake) + 3 model requests (model-call agents) + 3 outcomes read twice (the
-    consensus and the stats agents both subscribe to responses). The worker also
-    produces 7 records per task (3 requests, 3 responses, 1 result) plus table changelog
-    records (``changelog_records_per_task``, counted by reading the changelogs after the
-    run); those are not in events_per_s.
+    as the client's producer takes them (``submit(wait_ack=False)``, then ``flush``),
+    after a warm-up burst. ``consensus_tasks_per_s`` = M / (last result's
+    ``completed_ms`` - the first submit), in wall-clock ms.
+    Events: after the burst every topic of the run is read back (``topic_census``).
+    ``events_per_task`` = records on the pipeline's own topics (``<prefix>.*``: the task,
+    the model requests, responses and failures, results, and whatever side records the
+    topology writes, e.g. call records) per task; each is produced once and consumed at
+    least once, the unit of the raw ceiling below. ``events_per_s`` = events_per_task x
+    tasks/s. Table changelog records are counted apart
+    (``changelog_records_per_task[_by_table]``), not in events.
     ``cpu_ms_per_task``: the worker process's CPU (utime + stime of every thread, from
     ``/proc/<pid>/stat``) over the burst, divided by M. ``client_cpu_ms_per_task`` is
     this process (the producer and the result consumer of ``SwarmClient``) and
@@ -29,18 +30,23 @@ Parts:
     ``worker_main_thread_cpu_share``: the part of the worker's CPU spent on its main
     thread (the event loop running the agents); the rest is Faust's consumer thread and
     the other threads, from ``/proc/<pid>/task/*/stat``.
+    Then ``select`` and ``chain`` tasks (M/2, no models named; chain tasks use the
+    catalog's one chain, whose first model answers) when ``TaskRequest.mode`` has
+    them: ``select_tasks_per_s``, ``chain_tasks_per_s`` (null when not wired).
+    Then a second worker joins (below) and the burst is repeated:
+    ``tasks_per_s_2_workers_0ms``, ``cpu_ms_per_task_2_workers`` (both workers' CPU).
 (a') The same over the HTTP fleet (``provider: simulated``, 0 ms): ``cpu_ms_per_task_http``
     counts the worker *and* this process, which here also serves the simulated fleet
     (aiohttp) besides the client: the whole pipeline minus the broker, as the issue's
     4 CPU-ms target defines it. ``cpu_ms_per_task_http_worker`` is the worker alone.
-(b) The ceiling: raw aiokafka in this process moving the same number of messages
-    (10 x M) of the same size (the mean encoded size of the events the worker consumes,
-    ``event_bytes``) through consume -> produce -> commit: the input topic is filled
-    first; a consumer group (same partitions, 10 ms fetch wait, as the worker) reads a
-    batch (``getmany``), produces each record to an output topic (acks=all, linger 0, as
-    the worker), waits for the acks, commits, repeats. ``raw_events_per_s`` is counted
-    from the first batch fetched (the group join is excluded) to the last commit;
-    ``ratio`` = events_per_s / raw_events_per_s.
+(b) The ceiling: raw aiokafka in this process moving as many records as (a)'s burst put
+    on the pipeline's topics (events_per_task x M), of their mean size (``event_bytes``),
+    through consume -> produce -> commit: the input topic is filled first; a consumer
+    group (same partitions, 10 ms fetch wait, as the worker) reads a batch (``getmany``),
+    produces each record to an output topic (acks=all, linger 0, as the worker), waits
+    for the acks, commits, repeats. No worker runs meanwhile. ``raw_events_per_s`` is
+    counted from the first batch fetched (the group join is excluded) to the last
+    commit; ``ratio`` = events_per_s / raw_events_per_s.
 (c) Latency under load: open-loop arrivals (a fixed schedule, evenly spaced, not waiting
     for results) at 25/50/75% of (a)'s rate, models of exactly 100 ms
     (median = p99), 4 s per rate (full: 8 s), the first 0.5 s dropped as warm-up.
@@ -58,17 +64,17 @@ Parts:
     the machine, are the limit. A burst of ``scaling_s`` seconds' worth at one worker's
     ceiling with 1 worker, then a second worker joins the group (the run waits until
     the group is Stable with 2 members and a warm-up burst has gone through) and the
-    same burst is repeated: ``scaling_2_workers`` = rate2 / rate1. The same second-worker
-    step on (a)'s stack gives ``cpu_ms_per_task_2_workers`` at 0 ms.
+    same burst is repeated: ``scaling_2_workers`` = rate2 / rate1.
 (f) Profile: a separate stack whose worker runs under cProfile in *every* thread (a
     profiler per thread, started by ``threading.setprofile``; Faust polls Kafka on its
-    own consumer thread, which ``python -m cProfile`` would miss), stopped with SIGTERM
-    after a burst of 0 ms tasks; the merged top 30 functions by cumulative and by own
-    time are written to ``bench/results/pipeline-profile.txt``. Profiling slows the
-    worker (~2x); read shares, not absolute times.
+    own consumer thread, which ``python -m cProfile`` would miss), timed by each
+    thread's CPU clock so idle waits count nothing, stopped with SIGTERM after a burst
+    of 0 ms tasks; the merged top 30 functions by cumulative and by own time are written
+    to ``bench/results/pipeline-profile.txt``. Profiling slows the worker (~3x); read
+    shares, not absolute times.
 
-``select_tasks_per_s`` and ``chain_tasks_per_s`` are null: those modes are not wired
-into the topology yet.
+Lost tasks do not fail the run: every burst waits ``RESULT_TIMEOUT_S`` at most and
+reports ``missing``; ``tasks_missing`` and ``tasks_lost_when_a_worker_joins`` sum them.
 
 ``--quick``: fewer tasks and shorter latency runs, under 2 minutes; full under 6.
 """
