@@ -54,7 +54,7 @@ Parts:
     stamped when the task is built, just before it is published); overhead is end to
     end minus the slowest vote's ``latency_ms`` (the model time the task had to wait
     for). ``overhead_p99_ms`` is at 50%.
-(d) Concurrency: models of 500 ms, ``max_in_flight`` 256 each, a burst of tasks;
+(d) Concurrency: models of 500 ms, ``max_in_flight`` 256 each, a burst of tasks (own stack);
     tasks/s one worker sustains, and the mean calls in flight that implies
     (tasks/s x 3 x 0.5 s).
 (e) Scaling: models of 100 ms capped at ``cap`` calls in flight per model per worker,
@@ -111,8 +111,6 @@ from swarmstream.streams.worker import settings_env
 
 MODELS = ("bench-a", "bench-b", "bench-c")
 """Three models per consensus task (the demo's default fan-out)."""
-SLOW_MODELS = ("bench-slow-a", "bench-slow-b", "bench-slow-c")
-"""(d)'s 500 ms models, in the same catalog as (c)'s 100 ms ones: one stack serves both."""
 
 MODE_TIMEOUT_S = 20.0
 """Results of a select/chain burst are waited for this long: a mode that loses tasks costs little."""
@@ -145,6 +143,7 @@ class Sizes:
     """Task counts and durations of one run (quick or full)."""
 
     burst: int
+    warm: int
     http_burst: int
     latency_s: float
     slow_burst: int
@@ -152,8 +151,8 @@ class Sizes:
     profile_burst: int
 
 
-FULL = Sizes(burst=3000, http_burst=2000, latency_s=8.0, slow_burst=2000, scaling_s=10.0, profile_burst=2000)
-QUICK = Sizes(burst=1000, http_burst=600, latency_s=4.0, slow_burst=600, scaling_s=5.0, profile_burst=600)
+FULL = Sizes(burst=3000, warm=300, http_burst=2000, latency_s=8.0, slow_burst=2000, scaling_s=10.0, profile_burst=1000)
+QUICK = Sizes(burst=1000, warm=200, http_burst=400, latency_s=3.0, slow_burst=400, scaling_s=4.0, profile_burst=300)
 
 
 # --- process accounting (/proc) ---------------------------------------------------------------
@@ -385,6 +384,7 @@ async def open_loop(stack: Stack, tag: str, rate: float, duration_s: float, mode
     """Tasks at ``rate``/s on a fixed schedule, whatever the results do; e2e and overhead percentiles."""
     n = max(1, int(rate * duration_s))
     templates = make_tasks(tag, n, models)
+    meter = CpuMeter(worker_pids(stack)).start()
     started = time.perf_counter()
     sent: list[TaskRequest] = []
     for i, template in enumerate(templates):
@@ -396,6 +396,7 @@ async def open_loop(stack: Stack, tag: str, rate: float, duration_s: float, mode
         await stack.client.submit(task, wait_ack=False)
     send_s = time.perf_counter() - started
     results = await wait_results(stack, [t.task_id for t in sent])
+    meter.stop()
     if not results:
         raise RuntimeError(f"{tag}: no result of {n} tasks within {RESULT_TIMEOUT_S:.0f} s")
     warm_ms = sent[0].created_ms + WARMUP_S * 1000
@@ -415,6 +416,9 @@ async def open_loop(stack: Stack, tag: str, rate: float, duration_s: float, mode
         "e2e_ms": pct(e2e),
         "overhead_ms": pct(overhead),
         "model_ms_p50": round(float(np.percentile(model, 50)), 1),
+        # CPU per task rises when tasks trickle in: fewer records per fetch and per produce request
+        "cpu_ms_per_task": round(meter.workers_s() * 1000 / n, 3),
+        "worker_cpu_utilisation": round(meter.workers_s() / (time.perf_counter() - started), 3),
         "failed": sum(1 for r in measured if r.status != "ok" and not r.votes),
         "missing": n - len(results),
     }
@@ -627,7 +631,13 @@ async def _run(quick: bool) -> dict[str, Any]:
     broker_pid: dict[str, int] = {}
     if broker is not None and broker._proc is not None:
         broker_pid = {"broker": broker._proc.pid}
-    result: dict[str, Any] = {"quick": quick, "broker": "embedded (Tansu)" if broker else broker_url}
+    result: dict[str, Any] = {
+        "quick": quick,
+        "broker": "embedded (Tansu)" if broker else broker_url,
+        # other work on the machine moves absolute rates; the ratios in one run hold better
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
     modes: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="swarm-bench-pipeline-") as tmp:
@@ -636,15 +646,16 @@ async def _run(quick: bool) -> dict[str, Any]:
                                  sim_models(MODELS, provider="inproc", latency_ms=0, max_in_flight=BATCH_IN_FLIGHT), MODELS)
             http = write_catalog(workdir, "http-0ms",
                                  sim_models(MODELS, provider="simulated", latency_ms=0, max_in_flight=BATCH_IN_FLIGHT), MODELS)
-            timed = write_catalog(workdir, "inproc-100-500ms", {
-                **sim_models(MODELS, provider="inproc", latency_ms=100, max_in_flight=BATCH_IN_FLIGHT),
-                **sim_models(SLOW_MODELS, provider="inproc", latency_ms=500, max_in_flight=BATCH_IN_FLIGHT),
-            }, MODELS)
+            timed = write_catalog(workdir, "inproc-100ms",
+                                  sim_models(MODELS, provider="inproc", latency_ms=100, max_in_flight=BATCH_IN_FLIGHT), MODELS)
+            slow_catalog = write_catalog(workdir, "inproc-500ms",
+                                         sim_models(MODELS, provider="inproc", latency_ms=500, max_in_flight=BATCH_IN_FLIGHT),
+                                         MODELS)
 
             # (a) throughput, one worker, 0 ms inproc; the topics' census; other modes; then two workers
             t = time.monotonic()
             async with bench_stack(broker_url, fast) as stack:
-                warm = min(300, sizes.burst)
+                warm = sizes.warm
                 await burst(stack, "warm", warm, MODELS, broker_pid)
                 one = await burst(stack, "tput", sizes.burst, MODELS, broker_pid)
                 one["peak_rss_mb"] = round(peak_rss_mb(stack.workers[0].pid), 1)
@@ -675,7 +686,7 @@ async def _run(quick: bool) -> dict[str, Any]:
             # (a') the same as (a) over the HTTP fleet
             t = time.monotonic()
             async with bench_stack(broker_url, http, fleet=True) as stack:
-                await burst(stack, "warm", min(300, sizes.http_burst), MODELS, broker_pid)
+                await burst(stack, "warm", sizes.warm, MODELS, broker_pid)
                 over_http = await burst(stack, "http", sizes.http_burst, MODELS, broker_pid)
             phases["http"] = time.monotonic() - t
 
@@ -689,9 +700,12 @@ async def _run(quick: bool) -> dict[str, Any]:
                     loads[f"{round(load * 100)}%"] = await open_loop(
                         stack, f"lat{round(load * 100)}", load * max_rate, sizes.latency_s, MODELS
                     )
-                slow = await burst(stack, "slow", sizes.slow_burst, SLOW_MODELS, broker_pid)
+            phases["latency"] = time.monotonic() - t
+            t = time.monotonic()
+            async with bench_stack(broker_url, slow_catalog) as stack:
+                slow = await burst(stack, "slow", sizes.slow_burst, MODELS, broker_pid)
                 slow["mean_calls_in_flight"] = round(slow["tasks_per_s"] * 3 * 0.5, 1)
-            phases["latency+concurrency"] = time.monotonic() - t
+            phases["concurrency"] = time.monotonic() - t
 
             # (e) scaling at a fixed in-flight cap
             t = time.monotonic()

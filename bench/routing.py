@@ -71,7 +71,7 @@ from swarmstream.agents.selection.policies import (
     UcbPolicy,
 )
 from swarmstream.agents.selection.posterior import BetaPosterior, update
-from swarmstream.agents.stats.model_stats import EWMA_ALPHA
+from swarmstream.agents.stats.book import EWMA_ALPHA
 
 
 def _sim(median_ms: float, p99_ms: float, **by_category: float) -> SimProfile:

@@ -176,6 +176,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         model_topic=names.model,
         delay_topic=names.delays,
         metrics=chain_metrics.add,
+        model_stats=lambda model: book.get(model).to_dict(),
     )
 
     dispatcher = Dispatcher(

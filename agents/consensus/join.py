@@ -9,7 +9,7 @@ at-least-once delivery:
 
 - an outcome from a model already counted is ignored (redelivery, retries);
 - once ``done``, nothing changes the decision; later answers are duplicates
-  here (the stats agent still records them);
+  here (the call log still records them);
 - a task is decided when every model asked has answered or failed for good,
   or, with ``early_stop``, as soon as :func:`.sequential.plan_next` says the
   vote is settled. Model calls are bounded by the task's deadline, so every

@@ -41,6 +41,7 @@ class ChainRunner:
         model_topic: Callable[[str], str],
         delay_topic: str,
         metrics: ChainMetrics = lambda chain, metric, amount, partition: None,
+        model_stats: Callable[[str], Mapping[str, Any]] = lambda model: {},
         clock: Callable[[], int] = now_ms,
         rng: random.Random | None = None,
     ) -> None:
@@ -53,6 +54,7 @@ class ChainRunner:
         self._model_topic = model_topic
         self._delay_topic = delay_topic
         self._metrics = metrics
+        self._model_stats = model_stats
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -62,9 +64,13 @@ class ChainRunner:
         """The state of a new chain task and its first decision (raises KeyError for an unknown chain)."""
         name, chain = self._chains.resolve(task.chain)
         deadline_ms = task.created_ms + task.timeout_ms
+        reliability = None
+        if chain.order == "adaptive":
+            reliability = planner.reliability_from_stats({link.model: self._model_stats(link.model)
+                                                          for link in chain.links})
         decision = planner.start(
             chain, name=name, now_ms=self._clock(), deadline_ms=deadline_ms, admit=self._board.admit,
-            **self._sizes(task),
+            reliability=reliability, **self._sizes(task),
         )
         state = {"task": task.model_dump(), "deadline_ms": deadline_ms, "done": False, "cost_micros": 0,
                  "chain": decision.progress.to_dict()}
