@@ -479,11 +479,17 @@ def _stable_members(responses: Any) -> int:
 
 # --- (f) profile ------------------------------------------------------------------------------
 
+PROFILE_SIGNAL = signal.SIGRTMIN + 1
+"""Marks the profiled window: the first signal snapshots the counters (start-up ends), the
+second writes the profile of what happened between the two. Faust/mode already handle
+SIGINT, SIGTERM, SIGUSR1 and SIGUSR2."""
+
 _PROFILED_WORKER = r"""
-import cProfile, runpy, sys, threading, time
-out = sys.argv[1]
+import cProfile, marshal, pstats, runpy, signal, sys, threading, time
+out, signum = sys.argv[1], int(sys.argv[2])
 profilers = []
 lock = threading.Lock()
+baseline = None
 
 def start_in_thread(frame, event, arg):
     # called once in each new thread: replace this hook with a cProfile profiler of its own
@@ -492,10 +498,44 @@ def start_in_thread(frame, event, arg):
         profilers.append(profiler)
     profiler.enable()
 
+def merged():
+    # every thread's counters so far, added up (the profilers keep running)
+    total = {}
+    with lock:
+        for profiler in profilers:
+            profiler.snapshot_stats()
+            for func, row in profiler.stats.items():
+                total[func] = pstats.add_func_stats(total[func], row) if func in total else row
+    return total
+
+def minus(after, before):
+    def sub(a, b):
+        return tuple(x - y for x, y in zip(a, b))
+    window = {}
+    for func, (cc, nc, tt, ct, callers) in after.items():
+        if func in before:
+            bcc, bnc, btt, bct, bcallers = before[func]
+            cc, nc, tt, ct = cc - bcc, nc - bnc, tt - btt, ct - bct
+            callers = {k: sub(v, bcallers[k]) if k in bcallers else v for k, v in callers.items()}
+            callers = {k: v for k, v in callers.items() if v[0] > 0}
+        if nc > 0:
+            window[func] = (cc, nc, tt, ct, callers)
+    return window
+
+def mark(sig, frame):
+    global baseline
+    if baseline is None:
+        baseline = merged()
+        open(out + ".started", "w").close()
+    else:
+        with open(out, "wb") as f:
+            marshal.dump(minus(merged(), baseline), f)
+
 # thread_time: each thread's own CPU time, so waiting in epoll or for the GIL counts nothing
 main = cProfile.Profile(time.thread_time)
 profilers.append(main)
 threading.setprofile(start_in_thread)
+signal.signal(signum, mark)
 sys.argv = ["swarmstream", "worker", "--loglevel", "warning"]
 main.enable()
 try:
@@ -504,35 +544,57 @@ except SystemExit:
     pass
 finally:
     main.disable()
-    import pstats
-    with lock:
-        for profiler in profilers:
-            profiler.create_stats()
-        stats = pstats.Stats(*profilers)
-    stats.dump_stats(out)
 """
 
 
-def profile_report(prof_path: Path, out_path: Path, header: str, top: int = 30) -> list[dict[str, Any]]:
-    """Write top-N by cumulative and by own time; return the top by own time for the JSON."""
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""Where swarmstream's own modules live (the editable install maps them here)."""
+
+
+def code_area(filename: str) -> str:
+    """Which part of the stack a profiled function belongs to, for the share-by-area table."""
+    if filename == "~":
+        return "C builtins (sockets, struct, epoll, ...)"
+    for name in ("aiokafka", "faust", "mode", "pydantic", "fastavro", "orjson", "numpy"):
+        if f"/site-packages/{name}/" in filename:
+            return name
+    if "/site-packages/" in filename:
+        return "other packages"
+    if filename.startswith(str(REPO_ROOT)):
+        return "swarmstream"
+    for name in ("asyncio", "logging"):
+        if f"/{name}/" in filename:
+            return f"stdlib {name}"
+    return "other stdlib"
+
+
+def profile_report(prof_path: Path, out_path: Path, header: str, top: int = 30) -> dict[str, Any]:
+    """Write CPU share by area, then top-N by cumulative and by own time; return both summaries."""
     import io
 
     buffer = io.StringIO()
     stats = pstats.Stats(str(prof_path), stream=buffer)
     total_s = stats.total_tt  # type: ignore[attr-defined]
-    buffer.write(header + "\n\n")
-    buffer.write(f"=== top {top} by cumulative time ===\n")
+    areas: dict[str, float] = {}
+    for (file, _line, _name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        areas[code_area(file)] = areas.get(code_area(file), 0.0) + tt
+    by_area = {area: round(own / total_s, 3) for area, own in sorted(areas.items(), key=lambda kv: -kv[1])}
+    buffer.write(header + "\n\n=== share of the worker's CPU by where the code lives (own time) ===\n")
+    for area, share in by_area.items():
+        buffer.write(f"{share * 100:6.1f}%  {area}\n")
+    buffer.write(f"\n=== top {top} by cumulative time ===\n")
     stats.sort_stats("cumulative").print_stats(top)
     buffer.write(f"\n=== top {top} by own (total) time ===\n")
     stats.sort_stats("tottime").print_stats(top)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(buffer.getvalue())
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
-    return [
+    top_own = [
         {"function": f"{Path(file).name}:{line}({name})", "own_s": round(tt, 3), "own_share": round(tt / total_s, 3),
          "cum_s": round(ct, 3)}
         for (file, line, name), (cc, nc, tt, ct, callers) in rows
     ]
+    return {"by_area": by_area, "top_own": top_own}
 
 
 async def profiled_run(broker_url: str, catalog: Path, tasks: int, workdir: Path) -> dict[str, Any]:
@@ -542,12 +604,17 @@ async def profiled_run(broker_url: str, catalog: Path, tasks: int, workdir: Path
         env = {**os.environ, **settings_env(stack.settings, stack.broker_url)}
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-c", _PROFILED_WORKER, str(prof_path)],
+                [sys.executable, "-c", _PROFILED_WORKER, str(prof_path), str(int(PROFILE_SIGNAL))],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             )
         try:
             await asyncio.wait_for(stack.wait_ready(), 60)
+            await burst(stack, "warm", 50, MODELS, {})
+            proc.send_signal(PROFILE_SIGNAL)
+            await _wait_for_file(Path(f"{prof_path}.started"))
             run = await burst(stack, "profile", tasks, MODELS, {"worker0": proc.pid})
+            proc.send_signal(PROFILE_SIGNAL)
+            await _wait_for_file(prof_path)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -562,10 +629,21 @@ async def profiled_run(broker_url: str, catalog: Path, tasks: int, workdir: Path
         f"swarmstream bench pipeline: the worker under cProfile (every thread, timer = the thread's CPU time,\n"
         f"so idle waits count nothing), {tasks} consensus tasks x 3 inproc models of 0 ms, one worker;\n"
         f"{run['tasks_per_s']} tasks/s while profiled ({run['cpu_ms_per_task']} CPU-ms/task incl. profiler overhead).\n"
-        "The profiler inflates times; compare shares. Covers the worker process from start-up to SIGTERM."
+        "The window is the burst only (counters at its start subtracted: no start-up, no shutdown).\n"
+        "The profiler inflates times; compare shares."
     )
-    top = profile_report(prof_path, PROFILE_PATH, header)
-    return {"written": True, "path": str(PROFILE_PATH), "tasks_per_s_profiled": run["tasks_per_s"], "top_own": top[:12]}
+    summary = profile_report(prof_path, PROFILE_PATH, header)
+    return {"written": True, "path": str(PROFILE_PATH), "tasks_per_s_profiled": run["tasks_per_s"],
+            "cpu_share_by_area": summary["by_area"], "top_own": summary["top_own"][:12]}
+
+
+async def _wait_for_file(path: Path, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the profiled worker wrote no {path.name} within {timeout_s:.0f} s")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)  # written by the worker's main thread; let it finish the file
 
 
 # --- changelog volume -------------------------------------------------------------------------
@@ -836,9 +914,11 @@ def render(result: Mapping[str, Any]) -> str:
                      f"{result['tasks_lost_when_a_worker_joins']} in the warm-ups right after a worker joined")
     profile = result["profile"]
     if profile.get("written"):
-        lines += ["", f"(f) profile: {profile['path']} (profiled run {profile['tasks_per_s_profiled']} tasks/s); "
-                      "top own CPU time:"]
-        for row in profile["top_own"][:8]:
+        lines += ["", f"(f) profile: {profile['path']} (profiled run {profile['tasks_per_s_profiled']} tasks/s)",
+                  "    worker CPU by area: " + ", ".join(
+                      f"{area} {share * 100:.0f}%" for area, share in profile["cpu_share_by_area"].items() if share >= 0.01),
+                  "    top own CPU time:"]
+        for row in profile["top_own"][:6]:
             lines.append(f"    {row['own_share'] * 100:5.1f}%  {row['function']}")
     else:
         lines += ["", "(f) profile: NOT written (see the JSON)"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 20.0
