@@ -45,6 +45,7 @@ from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Record, TaskResult, now_ms
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.logs import follow_logs
+from swarmstream.streams.transport import reseek_to_committed
 from swarmstream.streams.inflight import Handler, run_in_order
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 
@@ -241,6 +242,14 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     @app.task  # type: ignore[misc]
     async def replicated_logs() -> None:
         await follow_logs(app.swarm_bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality})
+
+    sources = {names.tasks, names.select, names.feedback, names.delays, names.responses, names.failures,
+               *(names.model(m) for m in catalog.models)}
+
+    async def reread_uncommitted(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        await reseek_to_committed(app, [tp for tp in assigned if tp.topic in sources])
+
+    app.on_partitions_assigned.connect(reread_uncommitted)
 
     async def close_http(sender: Any, **kwargs: Any) -> None:
         await topo.pool.aclose()

@@ -1,0 +1,143 @@
+"""Replay speed: ``swarmstream bench replay [--quick] [--json]``.
+
+A synthetic recording of 100,000 model responses (quick: 20,000): 25,000 consensus
+tasks (quick: 5,000), each answered by four simulated models of accuracy 0.9, 0.8,
+0.7 and 0.6 with independent errors; 80% label tasks (four labels, a wrong answer is
+one of the other three), 20% number tasks (a wrong answer is off by 1 or 10); each
+task labelled with its right answer. No live results, so vote weights are the
+estimate replay makes the way the live workers do (``offline.ReplaySet``).
+Seeded (``SEED``): the same file every run.
+
+Timed (``time.perf_counter``, one run): reading the file (``read_recording``: JSON
+parse and pydantic validation of every line), extracting the tasks and weights, and
+replaying every strategy that applies (``offline.default_strategies``: default,
+majority, weighted, the numeric ones on number tasks, early_stop). ``wall_s`` is the
+sum, the number the issue's target (well under 10 s) is about; writing the file is
+reported apart (``write_s``) and not counted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarmstream.agents.replay import offline
+from swarmstream.agents.replay.recording import RecordingWriter, read_recording
+
+SEED = 20240611
+MODELS: tuple[tuple[str, float, int], ...] = (
+    # (model id, accuracy, cost in micro-dollars per answer): dearer is better, as in models.yaml
+    ("sim-large", 0.9, 3_000),
+    ("sim-medium", 0.8, 1_200),
+    ("sim-small", 0.7, 400),
+    ("sim-tiny", 0.6, 100),
+)
+LABELS = ("alpha", "beta", "gamma", "delta")
+NUMBER_SHARE = 0.2
+
+
+def generate(path: Path, *, tasks: int, seed: int = SEED) -> int:
+    """Write the synthetic recording; returns the number of responses written."""
+    rng = np.random.default_rng(seed)
+    models = [m for m, _, _ in MODELS]
+    accuracy = np.array([a for _, a, _ in MODELS])
+    is_number = rng.random(tasks) < NUMBER_SHARE
+    truth_label = rng.integers(len(LABELS), size=tasks)
+    truth_number = rng.integers(-500, 500, size=tasks)
+    right = rng.random((tasks, len(MODELS))) < accuracy
+    wrong_label = (truth_label[:, None] + rng.integers(1, len(LABELS), size=(tasks, len(MODELS)))) % len(LABELS)
+    wrong_number = truth_number[:, None] + rng.choice(np.array([-10, -1, 1, 10]), size=(tasks, len(MODELS)))
+    latency = rng.integers(20, 2_000, size=(tasks, len(MODELS)))
+    created0 = 1_700_000_000_000
+    responses = 0
+    with RecordingWriter(path) as writer:
+        for i in range(tasks):
+            task_id = f"bench-{i:06d}"
+            created = created0 + i * 10
+            kind = "number" if is_number[i] else "label"
+            if kind == "number":
+                answer = str(int(truth_number[i]))
+                prompt = f"What is {int(truth_number[i]) - 7} + 7? Answer with a number."
+                labels: list[str] = []
+            else:
+                answer = LABELS[truth_label[i]]
+                prompt = f"Classify item {i}. Answer with one of: {', '.join(LABELS)}."
+                labels = list(LABELS)
+            writer.write_fields("task", {"task_id": task_id, "created_ms": created, "prompt": prompt,
+                                         "answer_type": kind, "labels": labels, "models": models})
+            for j, model in enumerate(models):
+                if right[i, j]:
+                    given = answer
+                elif kind == "number":
+                    given = str(int(wrong_number[i, j]))
+                else:
+                    given = LABELS[wrong_label[i, j]]
+                step = {"task_id": task_id, "model_id": model, "created_ms": created, "deadline_ms": created + 30_000,
+                        "answer_type": kind, "expected_models": models, "category": "bench"}
+                writer.write_fields("response", {
+                    "step": step, "text": given, "answer": given, "cost_micros": MODELS[j][2],
+                    "latency_ms": int(latency[i, j]), "responded_ms": created + int(latency[i, j]),
+                })
+                responses += 1
+            writer.write_label(task_id, answer)
+    return responses
+
+
+def run(*, quick: bool) -> dict[str, Any]:
+    tasks = 5_000 if quick else 25_000
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-replay-") as tmp:
+        path = Path(tmp) / "recording.jsonl"
+        started = time.perf_counter()
+        responses = generate(path, tasks=tasks)
+        write_s = time.perf_counter() - started
+        file_bytes = path.stat().st_size
+
+        started = time.perf_counter()
+        recording = read_recording(path)
+        read_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    replay_set = offline.ReplaySet.from_recording(recording)
+    prepare_s = time.perf_counter() - started
+
+    strategies: dict[str, Any] = {}
+    replay_s = 0.0
+    for name in offline.default_strategies(replay_set.tasks):
+        started = time.perf_counter()
+        report = replay_set.run(name)
+        elapsed = time.perf_counter() - started
+        replay_s += elapsed
+        strategies[name] = {**report.to_dict(), "replay_s": round(elapsed, 3)}
+
+    return {
+        "responses": responses,
+        "tasks": tasks,
+        "models": [m for m, _, _ in MODELS],
+        "file_mb": round(file_bytes / 1e6, 1),
+        "write_s": round(write_s, 3),
+        "read_s": round(read_s, 3),
+        "prepare_s": round(prepare_s, 3),
+        "replay_s": round(replay_s, 3),
+        "wall_s": round(read_s + prepare_s + replay_s, 3),
+        "responses_per_s": round(responses / (read_s + prepare_s + replay_s)),
+        "strategies": strategies,
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        f"replay of {result['responses']:,} responses ({result['tasks']:,} tasks x {len(result['models'])} models, "
+        f"{result['file_mb']} MB): {result['wall_s']} s "
+        f"(read {result['read_s']} s, weights {result['prepare_s']} s, strategies {result['replay_s']} s)",
+        f"  {'strategy':<16}{'tasks':>7}{'accuracy':>10}{'cost $':>10}{'calls/task':>12}{'ece':>8}{'time s':>8}",
+    ]
+    for name, s in result["strategies"].items():
+        accuracy = "-" if s["accuracy"] is None else f"{s['accuracy']:.4f}"
+        ece = "-" if s["ece"] is None else f"{s['ece']:.4f}"
+        lines.append(f"  {name:<16}{s['tasks']:>7}{accuracy:>10}{s['cost_usd']:>10.2f}{s['calls_per_task']:>12.2f}"
+                     f"{ece:>8}{s['replay_s']:>8.2f}")
+    return "\n".join(lines)
