@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
     consensus_expires_s: int = Field(7200, gt=0, description="how long a finished task's dedupe record lives")
     intake_in_flight: int = Field(256, ge=1)
+    strategies: dict[str, str] = Field(
+        default_factory=dict,
+        description='custom aggregation strategies, JSON name -> "package.module:function"; tasks name them in `strategy`',
+    )
     policy: str = Field("thompson", description="select mode's default policy (agents/selection/policies.py)")
     budgets: dict[str, dict[str, int | None]] = Field(
         default_factory=dict,

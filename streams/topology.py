@@ -28,6 +28,7 @@ from typing import Any
 import faust
 
 from swarmstream.agents.consensus.agent import ConsensusJoiner
+from swarmstream.agents.consensus.strategies import load_custom
 from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.fallback.agent import ChainRunner, DelayLine
 from swarmstream.agents.fallback.board import CircuitBoard
@@ -152,6 +153,8 @@ def chains_for(settings: Settings, catalog: Catalog) -> ChainsConfig:
 
 
 def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
+    for name, dotted in settings.strategies.items():
+        load_custom(dotted, name=name)  # a StrategyLoadError names the path and what is wrong
     app = create_app(settings, broker_url)
     topo = Topology(app, settings, catalog)
     names = settings.topics

@@ -86,3 +86,15 @@ async def test_a_task_can_name_the_weighted_strategy(stack) -> None:
 
     assert result.strategy == "weighted"
     assert result.answer == "16"
+
+
+async def test_a_custom_strategy_registered_by_dotted_path_in_config(make_stack) -> None:
+    async with make_stack(strategies={"longest": "tests.e2e.custom_strategy:longest_answer"}) as stack:
+        task = TaskRequest(prompt="What is 50 + 50? Answer with a number.", answer_type="number",
+                           models=["fast-a", "fast-b", "coin"], strategy="longest")
+        await stack.client.submit(task)
+        result = await stack.client.result(task.task_id, timeout_s=30)
+
+    assert result.strategy == "longest"
+    coin = {v.model_id: v.answer for v in result.votes}["coin"]
+    assert result.answer == max(["100", coin], key=lambda a: (len(a), a))
