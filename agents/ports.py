@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import DeadLetter, Record, now_ms
 
 
@@ -45,3 +46,29 @@ def dead_letter(message: InputMessage, reason: str, error: BaseException | None 
         error_type=type(error).__name__ if error else "",
         received_ms=now_ms(),
     )
+
+
+R = TypeVar("R", bound=Record)
+
+
+class DeadLetters:
+    """Where a handler sends what it cannot use: the reason and the original bytes."""
+
+    def __init__(self, emit: Emit, topic: str) -> None:
+        self._emit = emit
+        self._topic = topic
+
+    async def send(self, message: InputMessage, reason: str, error: BaseException | None = None) -> None:
+        key = (message.key or b"").decode("utf-8", "replace")
+        await self._emit(self._topic, key, dead_letter(message, reason, error))
+
+    async def decode(self, message: InputMessage, *types: type[R]) -> R | None:
+        """The record in ``message`` if it is one of ``types``; else dead-lettered, and None."""
+        try:
+            record = codec().decode(message.value or b"")
+            if not isinstance(record, types):
+                raise DecodeError(f"expected {' or '.join(t.__name__ for t in types)}, got {record.avro_name}")
+        except DecodeError as exc:
+            await self.send(message, str(exc), exc)
+            return None
+        return record

@@ -11,9 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from swarmstream.agents.consensus.join import apply, quality_labels
-from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import Finisher, State, TaskStore
-from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import (
     Failure,
     ModelRequest,
@@ -49,7 +48,7 @@ class ConsensusJoiner:
         self._emit = emit
         self._finisher = finisher
         self._model_topic = model_topic
-        self._dead_letters = dead_letter_topic
+        self._dead = DeadLetters(emit, dead_letter_topic)
         self._review_threshold = review_threshold
         self._stop_threshold = stop_threshold
         self._reliability = reliability
@@ -57,13 +56,8 @@ class ConsensusJoiner:
         self._chains = chains
 
     async def handle(self, message: InputMessage) -> None:
-        try:
-            outcome = codec().decode(message.value or b"")
-            if not isinstance(outcome, (ModelResponse, Failure)):
-                raise DecodeError(f"expected ModelResponse or Failure, got {outcome.avro_name}")
-        except DecodeError as exc:
-            key = (message.key or b"").decode("utf-8", "replace")
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+        outcome = await self._dead.decode(message, ModelResponse, Failure)
+        if outcome is None:
             return
         step = outcome.step
         if self._finisher.busy(step.task_id):

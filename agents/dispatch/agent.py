@@ -18,7 +18,7 @@ from swarmstream.agents.dispatch.intake import InvalidTask, plan_task
 from swarmstream.agents.fallback.agent import ChainRunner
 from swarmstream.agents.fallback.chains import UnknownChainError
 from swarmstream.agents.selection.features import classify_category
-from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import TaskStore
 from swarmstream.schemas.codec import DecodeError, decode_task
 from swarmstream.schemas.models import ModelRequest, TaskRequest
@@ -41,7 +41,7 @@ class Dispatcher:
         self._emit = emit
         self._store = store
         self._model_topic = model_topic
-        self._dead_letters = dead_letter_topic
+        self._dead = DeadLetters(emit, dead_letter_topic)
         self._families = dict(families)
         self._default = list(default_models)
         self._chains = chains
@@ -66,8 +66,7 @@ class Dispatcher:
                 reliability=self._reliability(list(self._families), task.category),
             )
         except (DecodeError, InvalidTask, UnknownChainError) as exc:
-            key = (message.key or b"").decode("utf-8", "replace")
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+            await self._dead.send(message, str(exc), exc)
             return
         state = self._store.get(task.task_id, task.created_ms)
         if state is None:

@@ -19,9 +19,8 @@ from swarmstream.agents.fallback import planner
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.chains import ChainsConfig
 from swarmstream.agents.fallback.planner import Call, ChainProgress, Decision, Exhausted, Wait
-from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import Finisher, State, TaskStore
-from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CastVote, Failure, ModelRequest, ModelResponse, TaskRequest, TaskResult, now_ms
 
 ChainMetrics = Callable[[str, str, int, int], None]
@@ -210,15 +209,12 @@ class DelayLine:
                  clock: Callable[[], int] = now_ms) -> None:
         self._emit = emit
         self._model_topic = model_topic
-        self._dead_letters = dead_letter_topic
+        self._dead = DeadLetters(emit, dead_letter_topic)
         self._clock = clock
 
     async def handle(self, message: InputMessage) -> None:
-        try:
-            request = codec().decode_as(message.value or b"", ModelRequest)
-        except DecodeError as exc:
-            key = (message.key or b"").decode("utf-8", "replace")
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+        request = await self._dead.decode(message, ModelRequest)
+        if request is None:
             return
         wait_ms = min(request.not_before_ms, request.deadline_ms) - self._clock()
         if wait_ms > 0:

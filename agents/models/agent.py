@@ -13,8 +13,7 @@ import time
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.parsing import parse_answer
 from swarmstream.agents.models.providers.base import ChatRequest, Provider
-from swarmstream.agents.ports import Emit, InputMessage, dead_letter
-from swarmstream.schemas.codec import DecodeError, codec
+from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.schemas.models import CallRecord, Failure, ModelRequest, ModelResponse, StepContext, now_ms
 
 
@@ -33,15 +32,12 @@ class ModelCaller:
         self._emit = emit
         self._responses = responses_topic
         self._failures = failures_topic
-        self._dead_letters = dead_letter_topic
+        self._dead = DeadLetters(emit, dead_letter_topic)
         self._calls = calls_topic
 
     async def handle(self, message: InputMessage) -> None:
-        try:
-            request = codec().decode_as(message.value or b"", ModelRequest)
-        except DecodeError as exc:
-            key = (message.key or b"").decode("utf-8", "replace")
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+        request = await self._dead.decode(message, ModelRequest)
+        if request is None:
             return
         outcome = await self.call(request)
         topic = self._responses if isinstance(outcome, ModelResponse) else self._failures

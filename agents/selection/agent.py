@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from swarmstream.agents.models.catalog import ModelSpec
-from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.selection import budget
 from swarmstream.agents.selection.decision import decide
 from swarmstream.agents.selection.features import extract_features
 from swarmstream.agents.selection.policies import Candidate, SelectionError
 from swarmstream.agents.stats.book import ModelBook
-from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import (
     Failure,
     ModelRequest,
@@ -67,7 +66,7 @@ class Selector:
         self._model_topic = model_topic
         self._failures = failures_topic
         self._selections = selections_topic
-        self._dead_letters = dead_letter_topic
+        self._dead = DeadLetters(emit, dead_letter_topic)
         self._policy = policy
         self._rng = np.random.default_rng(seed)
 
@@ -86,11 +85,8 @@ class Selector:
         return features.category, out
 
     async def handle(self, message: InputMessage) -> None:
-        try:
-            task = codec().decode_as(message.value or b"", TaskRequest)
-        except DecodeError as exc:
-            key = (message.key or b"").decode("utf-8", "replace")
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+        task = await self._dead.decode(message, TaskRequest)
+        if task is None:
             return
         category, candidates = self.candidates(task)
         now = now_ms()
@@ -104,8 +100,7 @@ class Selector:
                 remaining_micros=budget.remaining(spent_day, spent_month, limits), limit_micros=limits.tightest_micros,
             )
         except SelectionError as exc:
-            key = task.task_id
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+            await self._dead.send(message, str(exc), exc)
             return
         reserved = decision.status == "selected" and budget.reserve(spent_day, spent_month, limits,
                                                                     decision.forecast_micros)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from swarmstream.agents.ports import Emit, InputMessage, dead_letter
+from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import State, TaskStore
-from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Feedback, QualityEvent, now_ms
 
 
@@ -30,14 +29,11 @@ class FeedbackRecorder:
         self._store = store
         self._emit = emit
         self._quality = quality_topic
-        self._dead_letters = dead_letter_topic
+        self._dead = DeadLetters(emit, dead_letter_topic)
 
     async def handle(self, message: InputMessage) -> None:
-        try:
-            feedback = codec().decode_as(message.value or b"", Feedback)
-        except DecodeError as exc:
-            key = (message.key or b"").decode("utf-8", "replace")
-            await self._emit(self._dead_letters, key, dead_letter(message, str(exc), exc))
+        feedback = await self._dead.decode(message, Feedback)
+        if feedback is None:
             return
         state = self._store.get(feedback.task_id, feedback.created_ms)
         if state is None or not state.get("done"):
