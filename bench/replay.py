@@ -130,9 +130,9 @@ def run(*, quick: bool) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     lines = [
-        f"replay of {result['responses']:,} responses ({result['tasks']:,} tasks x {len(result['models'])} models, "
-        f"{result['file_mb']} MB): {result['wall_s']} s "
-        f"(read {result['read_s']} s, weights {result['prepare_s']} s, strategies {result['replay_s']} s)",
+        (f"replay of {result['responses']:,} responses ({result['tasks']:,} tasks x {len(result['models'])} models, "
+         f"{result['file_mb']} MB): {result['wall_s']} s "
+         f"(read {result['read_s']} s, weights {result['prepare_s']} s, strategies {result['replay_s']} s)"),
         f"  {'strategy':<16}{'tasks':>7}{'accuracy':>10}{'cost $':>10}{'calls/task':>12}{'ece':>8}{'time s':>8}",
     ]
     for name, s in result["strategies"].items():

@@ -25,7 +25,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.mode not in MODES:
         print(f"swarmstream demo: unknown --mode {args.mode!r} (choose from {', '.join(MODES)})", file=sys.stderr)
         return 2
-    summary = asyncio.run(run_demo(tasks=args.tasks, mode=args.mode, quiet=args.json))
+    summary = asyncio.run(run_demo(tasks=args.tasks, mode=args.mode, quiet=args.json, record=args.record))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -128,6 +128,19 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from swarmstream.agents.replay.offline import ReplayError, render, replay_summary
+    from swarmstream.agents.replay.recording import RecordingError, read_recording
+
+    try:
+        summary = replay_summary(read_recording(args.file))
+    except (RecordingError, ReplayError, OSError) as exc:
+        print(f"swarmstream replay: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary) if args.json else render(summary))
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from swarmstream.streams.stats_view import collect, render
 
@@ -179,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--mode", default="consensus")
     demo.add_argument("--tasks", type=_positive, default=200)
     demo.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    demo.add_argument("--record", metavar="FILE", help="also record the run (tasks, answers, results, labels) for replay")
     demo.set_defaults(func=cmd_demo)
 
     worker = sub.add_parser("worker", help="run a worker (settings from SWARM_* variables)")
@@ -204,6 +218,11 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout-ms", type=_positive, default=30_000)
     submit.add_argument("--wait", action="store_true", help="wait for the result and print it")
     submit.set_defaults(func=cmd_submit)
+
+    replay = sub.add_parser("replay", help="re-run every aggregation strategy on a recorded run")
+    replay.add_argument("file", help="a recording (JSON Lines, .gz ok): swarmstream demo --record <file>")
+    replay.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    replay.set_defaults(func=cmd_replay)
 
     stats = sub.add_parser("stats", help="model stats, reliability, chain metrics and breakers")
     stats.add_argument("--json", action="store_true", help="print one JSON object")

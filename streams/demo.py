@@ -86,7 +86,8 @@ class Progress:
             sys.stderr.write("\n")
 
 
-async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120.0) -> dict[str, object]:
+async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120.0,
+                   record: str | None = None) -> dict[str, object]:
     settings = unique_settings(Settings())
     started = time.monotonic()
     async with running_stack(settings) as stack:
@@ -114,6 +115,12 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
         summary = summarise(items, {k: v for k, v in stack.client.received.items() if k in items}, models)
         summary["mode"] = mode
         summary["duplicates"] = stack.client.duplicates
+        if record:
+            from swarmstream.streams.recorder import record_run
+
+            recorded = await record_run(stack.broker_url, stack.settings.topics, record,
+                                        labels={tid: item.answer for tid, item in items.items()})
+            summary["recorded"] = {"path": record, "records": recorded.total}
         if mode == "chain":
             received = [r for t, r in stack.client.received.items() if t in items]
             summary["fallbacks"] = sum(1 for r in received if r.answered_by not in (None, primary))
