@@ -20,19 +20,19 @@ class TaskStore(Protocol):
     """The task table, addressed by task and the task's creation time (its window)."""
 
     def get(self, task_id: str, created_ms: int) -> State | None: ...
-    def set(self, task_id: str, created_ms: int, state: State) -> None: ...
-    async def set_durably(self, task_id: str, created_ms: int, state: State) -> None:
-        """``set``, returning once the write is in the changelog."""
+    def set(self, task_id: str, created_ms: int, state: State) -> None:
+        """Write the state; the event being handled is acked only once it is in the changelog."""
 
 
 class Finisher:
     """Publishes a task's result, then marks the task done.
 
     The done mark is written after the result is acknowledged, never before,
-    and the caller's input is acked only once the mark is flushed: a crash in
-    between can repeat a result (the window is one changelog write; clients
-    dedupe by task id) but never lose one. Until then the task id is in
-    ``_publishing``, so a redelivered event cannot end the same task twice.
+    and the input is acked only once the mark is in the changelog (every table
+    write holds back its event's ack): a crash in between can repeat a result
+    (the window is one changelog write; clients dedupe by task id) but never
+    lose one. While the result is in flight the task id is in ``_publishing``,
+    so a redelivered event cannot end the same task twice.
     """
 
     def __init__(self, *, store: TaskStore, emit: Emit, results_topic: str, review_topic: str,
@@ -59,7 +59,7 @@ class Finisher:
                     flagged_ms=now_ms(),
                 ))
             await self._emit(self._results, task_id, result)
-            await self._store.set_durably(task_id, created_ms, {**state, "done": True, "answer": result.answer})
+            self._store.set(task_id, created_ms, {**state, "done": True, "answer": result.answer})
         finally:
             self._publishing.discard(task_id)
 

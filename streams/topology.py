@@ -47,7 +47,7 @@ from swarmstream.schemas.models import Record, TaskResult, now_ms
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.transport import reseek_to_committed
-from swarmstream.streams.inflight import Handler, run_in_order
+from swarmstream.streams.inflight import Handler, run_in_order, track_table_write
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 
 
@@ -57,31 +57,32 @@ DELAYED_IN_FLIGHT = 4096
 """Delayed requests mostly sleep: many may wait at once for little memory."""
 
 
+def durable(table: Any) -> Any:
+    """Make every changelog write of ``table`` hold back the ack of the event that made it
+    (:func:`streams.inflight.track_table_write`)."""
+    send = table.send_changelog
+
+    def send_and_track(*args: Any, **kwargs: Any) -> Any:
+        future = send(*args, **kwargs)
+        track_table_write(future)
+        return future
+
+    table.send_changelog = send_and_track
+    return table
+
+
 class WindowedStore:
     """The task table addressed by the task's creation time.
 
     Every event of a task carries ``created_ms``, so all of them land in the
     same tumbling window however late they arrive; windows expire by wall
     clock, which is what garbage-collects finished tasks' dedupe records.
-
-    :meth:`set_durably` waits for that one write's changelog acknowledgement.
-    Faust's table API returns nothing from ``__setitem__``, and
-    ``producer.flush()`` waits for every pending message of the worker
-    (measured: it cut the consensus demo from 75 to 20 tasks/s), so the
-    table's ``send_changelog`` is wrapped to keep the future of the last write.
+    Writes are durable before their event is acked (:func:`durable`).
     """
 
     def __init__(self, wrapper: Any) -> None:
-        self._table = wrapper.table
+        self._table = durable(wrapper.table)
         self._window = wrapper.table.window
-        self._last_write: Any = None
-        send = self._table.send_changelog
-
-        def send_and_keep(*args: Any, **kwargs: Any) -> Any:
-            self._last_write = send(*args, **kwargs)
-            return self._last_write
-
-        self._table.send_changelog = send_and_keep
 
     def _key(self, task_id: str, created_ms: int) -> tuple[str, tuple[float, float]]:
         start, end = self._window.ranges(created_ms / 1000)[0]
@@ -92,10 +93,6 @@ class WindowedStore:
 
     def set(self, task_id: str, created_ms: int, state: State) -> None:
         self._table[self._key(task_id, created_ms)] = state
-
-    async def set_durably(self, task_id: str, created_ms: int, state: State) -> None:
-        self.set(task_id, created_ms, state)
-        await self._last_write  # set() ran synchronously: this is its write
 
 
 @dataclass
@@ -166,7 +163,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     )
     store = WindowedStore(task_table)
     book = ModelBook()
-    chain_metrics = ShardedCounters(app.Table("chain-metrics", default=None, partitions=partitions))
+    chain_metrics = ShardedCounters(durable(app.Table("chain-metrics", default=None, partitions=partitions)))
     board = CircuitBoard(chains_config.circuit_for, now_ms)
     finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
                         review_threshold=settings.review_threshold)
@@ -227,7 +224,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     selector = Selector(
         models=catalog.models,
         book=book,
-        spend=app.Table("spend", default=None, partitions=partitions),
+        spend=durable(app.Table("spend", default=None, partitions=partitions)),
         limits=lambda tenant: budget_limits(settings, tenant),
         emit=topo.emit,
         model_topic=names.model,
