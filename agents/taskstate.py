@@ -69,3 +69,28 @@ def review_reason(result: TaskResult, review_threshold: float) -> str:
         f"agreement {result.agreement:.2f} / confidence {result.confidence:.2f} below the review threshold "
         f"{review_threshold:.2f}: {len(result.votes)} answers, {len({v.answer for v in result.votes})} distinct"
     )
+
+
+SWEEP_GRACE_MS = 2_000
+"""How long after its deadline a task may still be waiting before the sweeper ends
+it: model calls are bounded by the deadline, so a healthy outcome arrives within a
+fetch or two of it; one still missing then was lost on the way."""
+
+
+def overdue(state: State, now_ms: int) -> list[tuple[str, int]]:
+    """(model, attempt) of every outcome an open task still waits for, if it is overdue.
+
+    The safety net under "every call ends in an outcome": should an outcome event be
+    lost (a consumer that drops a fetched record in a rebalance, say), the task would
+    wait forever; the sweeper turns each missing outcome into a timeout Failure and
+    the task ends like any other (``timeout`` or ``partial``, or the chain moves on).
+    """
+    if state.get("done") or state["deadline_ms"] + SWEEP_GRACE_MS > now_ms:
+        return []
+    if "chain" in state:
+        chain = state["chain"]
+        if chain.get("awaiting_attempt") is None:
+            return []
+        return [(chain["links"][chain["index"]], chain["awaiting_attempt"])]
+    asked = state["asked"] or ["(selector)"]
+    return [(m, 0) for m in asked if m not in state["answers"] and m not in state["failures"]]

@@ -20,6 +20,7 @@ tables, and runs it with :func:`streams.inflight.run_in_order`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,9 +42,9 @@ from swarmstream.agents.selection.agent import Selector
 from swarmstream.agents.selection.budget import BudgetLimits
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.feedback import FeedbackRecorder
-from swarmstream.agents.taskstate import Finisher, State
+from swarmstream.agents.taskstate import Finisher, State, overdue
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Record, TaskResult, now_ms
+from swarmstream.schemas.models import Failure, Record, StepContext, TaskResult, now_ms
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.transport import reseek_to_committed
@@ -52,6 +53,9 @@ from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 
 
 log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 1.0
+"""How often each worker looks for overdue tasks in its partitions of the task table."""
 
 DELAYED_IN_FLIGHT = 4096
 """Delayed requests mostly sleep: many may wait at once for little memory."""
@@ -93,6 +97,10 @@ class WindowedStore:
 
     def set(self, task_id: str, created_ms: int, state: State) -> None:
         self._table[self._key(task_id, created_ms)] = state
+
+    def items(self) -> list[tuple[str, State]]:
+        """This worker's task states (its partitions), for the deadline sweeper."""
+        return [(key[0], state) for key, state in list(self._table.data.items()) if state is not None]
 
 
 @dataclass
@@ -238,6 +246,24 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     feedback = FeedbackRecorder(store=store, emit=topo.emit, quality_topic=names.quality,
                                 dead_letter_topic=names.dead_letters)
     topo.wire("feedback", topo.raw_topic(names.feedback), feedback.handle, 256)
+
+    @app.timer(SWEEP_INTERVAL_S)  # type: ignore[misc]
+    async def sweep_overdue_tasks() -> None:
+        now = now_ms()
+        sends = []
+        for task_id, state in store.items():
+            task = state["task"]
+            for model, attempt in overdue(state, now):
+                step = StepContext(task_id=task_id, model_id=model, attempt=attempt, created_ms=task["created_ms"],
+                                   deadline_ms=state["deadline_ms"], mode=task["mode"], answer_type=task["answer_type"],
+                                   strategy=task.get("strategy"), expected_models=state.get("asked") or [model],
+                                   tenant=task.get("tenant", "default"), category=task.get("category"))
+                failure = Failure(step=step, failure_class="timeout", retryable=False, final=task["mode"] != "chain",
+                                  message="no outcome arrived by the deadline (swept)", failed_ms=now)
+                sends.append(topo.emit(names.failures, task_id, failure))
+        if sends:
+            log.warning("deadline sweeper: %d overdue outcome(s) ended as timeouts", len(sends))
+            await asyncio.gather(*sends)
 
     @app.task  # type: ignore[misc]
     async def replicated_logs() -> None:
