@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -53,6 +52,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from swarmstream.agents.configfile import format_validation_error, read_yaml_mapping
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.agents.fallback.retry import DEFAULT_POLICIES, RetryPolicy
 from swarmstream.agents.models.failures import FailureClass
@@ -316,39 +316,8 @@ def load_chains(path: Path | str = DEFAULT_CHAINS_PATH, *, known_models: Mapping
     Raises ChainsError with one line per problem, each ``<file>: <path>: <what is wrong>``.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ChainsError(f"{path}: cannot read chains: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ChainsError(f"{path.name}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ChainsError(f"{path.name}: expected a mapping with 'chains' at the top, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, what="chains", top="chains", error=ChainsError)
     try:
         return ChainsConfig.model_validate(raw, context={_KNOWN_MODELS: frozenset(known_models)})
     except ValidationError as exc:
-        raise ChainsError(format_errors(path.name, exc)) from None
-
-
-def format_errors(source: str, exc: ValidationError) -> str:
-    """One line per error, ``chains.yaml: chains.default.links[2].model: unknown model ...``."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = list(error["loc"])
-        subpath = (error.get("ctx") or {}).get("subpath")
-        location = _join_location(loc, subpath)
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {location}: {message}" if location else f"{source}: {message}")
-    return "\n".join(lines)
-
-
-def _join_location(loc: list[int | str], subpath: str | None) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    if subpath:
-        text += subpath if subpath.startswith("[") or not text else f".{subpath}"
-    return text
+        raise ChainsError(format_validation_error(path.name, exc)) from None

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from swarmstream.agents.configfile import format_validation_error, read_yaml_mapping
 from swarmstream.agents.models.failures import FailureClass
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("models.yaml")
@@ -246,14 +246,7 @@ def load_catalog(path: Path | str = DEFAULT_CATALOG_PATH, *, sim_url: str | None
     ``<file>: <path in file>: <what is wrong>``.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read catalog: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path.name}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{path.name}: expected a mapping with 'models' at the top, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, what="catalog", top="models", error=CatalogError)
     try:
         parsed = _CatalogFile.model_validate(raw)
     except ValidationError as exc:
@@ -268,23 +261,3 @@ def load_catalog(path: Path | str = DEFAULT_CATALOG_PATH, *, sim_url: str | None
             for spec in specs
         ]
     return Catalog(models={spec.id: spec for spec in specs}, default_consensus=parsed.default_consensus)
-
-
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line per error: ``models.yaml: models[2].provider: Input should be ...``."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        location = _format_location(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {location}: {message}" if location else f"{source}: {message}")
-    return "\n".join(lines)
-
-
-def _format_location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
