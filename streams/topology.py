@@ -109,8 +109,6 @@ class Topology:
     settings: Settings
     catalog: Catalog
     pool: ClientPool = field(default_factory=ClientPool)
-    board: CircuitBoard | None = None
-    book: ModelBook | None = None
 
     async def emit(self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None) -> None:
         fut = await self.app.producer.send(
@@ -281,8 +279,6 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         await topo.pool.aclose()
 
     app.on_before_shutdown.connect(close_http)
-    topo.board = board
-    topo.book = book
     return topo
 
 
