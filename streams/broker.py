@@ -16,7 +16,9 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -133,3 +135,18 @@ async def ensure_topics(url: str, names: Iterable[str], partitions: int, *, time
                 log.debug("created topic %s (%d partitions)", name, partitions)
     finally:
         await admin.close()
+
+
+async def topic_partitions(consumer: Any, topic: str, *, timeout_s: float = 20.0) -> list[TopicPartition]:
+    """Every partition of ``topic`` for a group-less consumer to assign (empty if the topic
+    does not appear in time). aiokafka only fetches metadata for topics it was told of."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return [TopicPartition(topic, p) for p in sorted(parts)]
+        if time.monotonic() > deadline:
+            return []
+        consumer._client.add_topic(topic)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.05)

@@ -17,11 +17,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Feedback, TaskRequest, TaskResult
-from swarmstream.streams.broker import bootstrap_servers
+from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.settings import TopicNames
 
 
@@ -43,7 +43,9 @@ class SwarmClient:
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, group_id=None, fetch_max_wait_ms=10)
         await self._consumer.start()
-        partitions = await self._wait_partitions(self.topics.results)
+        partitions = await topic_partitions(self._consumer, self.topics.results)
+        if not partitions:
+            raise RuntimeError(f"topic {self.topics.results} not found: create the topics first (ensure_topics)")
         self._consumer.assign(partitions)
         if self._from_beginning:
             await self._consumer.seek_to_beginning(*partitions)
@@ -53,17 +55,6 @@ class SwarmClient:
                 await self._consumer.position(tp)
         self._reader = asyncio.create_task(self._read())
         return self
-
-    async def _wait_partitions(self, topic: str, timeout_s: float = 20.0) -> list[TopicPartition]:
-        assert self._consumer is not None
-        async with asyncio.timeout(timeout_s):
-            while True:
-                parts = self._consumer.partitions_for_topic(topic)
-                if parts:
-                    return [TopicPartition(topic, p) for p in sorted(parts)]
-                await self._consumer._client.force_metadata_update()
-                self._consumer._client.add_topic(topic)
-                await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self._reader:

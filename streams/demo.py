@@ -99,11 +99,12 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
         progress = Progress(tasks, enabled=not quiet)
         if mode == "select":
             await submit_with_feedback(stack, demo_tasks(tasks), items, progress)
-        for item in demo_tasks(tasks) if mode != "select" else ():
-            request = to_request(item, mode=mode)
-            items[request.task_id] = item
-            await stack.client.submit(request, wait_ack=False)
-        await stack.client.flush()
+        else:
+            for item in demo_tasks(tasks):
+                request = to_request(item, mode=mode)
+                items[request.task_id] = item
+                await stack.client.submit(request, wait_ack=False)
+            await stack.client.flush()
         deadline = time.monotonic() + timeout_s
         while len(stack.client.received) < tasks and time.monotonic() < deadline:
             progress.show(len(stack.client.received))

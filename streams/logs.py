@@ -11,14 +11,14 @@ breaker windows and the quality discount's horizon).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Record
+from swarmstream.streams.broker import topic_partitions
 
 
 LOG_FETCH_WAIT_MS = 100
@@ -27,24 +27,13 @@ consumer's idle fetching cost ~5% of the worker's CPU (bench pipeline); a breake
 that opens 0.1 s later lets a few more calls through to a failing model."""
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    while True:
-        found = {t: consumer.partitions_for_topic(t) for t in topics}
-        if all(found.values()):
-            return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
-        for topic in topics:
-            consumer._client.add_topic(topic)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-
-
 async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], None]]) -> None:
     """Apply every record of each topic to its handler, in log order, forever."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=LOG_FETCH_WAIT_MS,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = await _partitions(consumer, list(handlers))
+        tps = [tp for topic in handlers for tp in await topic_partitions(consumer, topic, timeout_s=3600)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:

@@ -18,7 +18,6 @@ the dead letters topic already holds it for whoever must look at it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from swarmstream.agents.replay.recording import RecordingWriter
 from swarmstream.schemas.codec import DecodeError, codec, decode_task
 from swarmstream.schemas.models import Failure, ModelResponse, Record, SelectionEvent, TaskResult
-from swarmstream.streams.broker import bootstrap_servers
+from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
@@ -61,20 +60,6 @@ _EXPECTED: dict[str, tuple[type[Record], ...]] = {
     "results": (TaskResult,),
     "selections": (SelectionEvent,),
 }
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    deadline = time.monotonic() + METADATA_WAIT_S
-    while True:
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return [TopicPartition(topic, p) for p in sorted(parts)]
-        if time.monotonic() > deadline:
-            log.warning("recorder: topic %s has no partitions after %.0f s; not recorded", topic, METADATA_WAIT_S)
-            return []
-        consumer._client.add_topic(topic)  # the SwarmClient and tests/conftest.py do the same
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.05)
 
 
 async def record_run(
@@ -108,7 +93,10 @@ async def record_run(
     try:
         assigned: list[TopicPartition] = []
         for topic in names:
-            assigned += await _partitions(consumer, topic)
+            found = await topic_partitions(consumer, topic, timeout_s=METADATA_WAIT_S)
+            if not found:
+                log.warning("recorder: topic %s has no partitions after %.0f s; not recorded", topic, METADATA_WAIT_S)
+            assigned += found
         consumer.assign(assigned)
         if assigned:
             await consumer.seek_to_beginning(*assigned)

@@ -14,13 +14,13 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
-from swarmstream.streams.broker import bootstrap_servers
+from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.settings import Settings
 
 
@@ -28,10 +28,9 @@ async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5) -> list[
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
+        tps = await topic_partitions(consumer, topic, timeout_s=2.0)
+        if not tps:
             return []
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         records: list[tuple[bytes | None, bytes | None]] = []

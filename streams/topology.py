@@ -44,7 +44,7 @@ from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.feedback import FeedbackRecorder
 from swarmstream.agents.taskstate import Finisher, State, overdue
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Failure, Record, StepContext, TaskResult, now_ms
+from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.transport import reseek_to_committed

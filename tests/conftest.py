@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Record
-from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers
+from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, topic_partitions
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
@@ -64,15 +64,7 @@ async def read_topic(broker_url: str, topic: str, *, count: int, timeout_s: floa
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        for _ in range(100):
-            if parts:
-                break
-            await consumer._client.force_metadata_update()
-            consumer._client.add_topic(topic)
-            await asyncio.sleep(0.05)
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         records: list[Record] = []

@@ -63,7 +63,7 @@ class Dispatcher:
                 task,
                 families=self._families,
                 default_models=self._default,
-                reliability=self._reliability(list(self._families), task.category),
+                reliability=lambda: self._reliability(list(self._families), task.category),
             )
         except (DecodeError, InvalidTask, UnknownChainError) as exc:
             await self._dead.send(message, str(exc), exc)

@@ -20,7 +20,7 @@ if the vote is not yet settled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -51,9 +51,10 @@ def plan_task(
     *,
     families: Mapping[str, str],
     default_models: Sequence[str],
-    reliability: Mapping[str, float] | None = None,
+    reliability: Callable[[], Mapping[str, float]] = dict,
 ) -> Plan:
-    order = choose_models(task, families=families, default_models=default_models, reliability=reliability or {})
+    """``reliability`` is asked only when the models are picked for diversity."""
+    order = choose_models(task, families=families, default_models=default_models, reliability=reliability)
     if task.answer_type == "json" and task.json_schema is not None:
         try:
             orjson.loads(task.json_schema)
@@ -64,7 +65,11 @@ def plan_task(
 
 
 def choose_models(
-    task: TaskRequest, *, families: Mapping[str, str], default_models: Sequence[str], reliability: Mapping[str, float]
+    task: TaskRequest,
+    *,
+    families: Mapping[str, str],
+    default_models: Sequence[str],
+    reliability: Callable[[], Mapping[str, float]],
 ) -> list[str]:
     if task.models:
         models = list(dict.fromkeys(task.models))
@@ -83,5 +88,6 @@ def choose_models(
     upper = min(task.max_models or DEFAULT_MAX_MODELS, len(families))
     lower = min(task.min_models or 1, upper)
     n = upper if task.early_stop else models_for_complexity(task.prompt, task.answer_type, lower, upper)
-    candidates = [(m, family, reliability.get(m, 0.5)) for m, family in families.items()]
+    measured = reliability()
+    candidates = [(m, family, measured.get(m, 0.5)) for m, family in families.items()]
     return pick_models(candidates, n)
