@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "agents" / "models" / "models.yaml"
@@ -56,6 +57,17 @@ class Settings(BaseSettings):
         description='per tenant spend limits, JSON: {"acme": {"per_day_micros": 5000000, "per_month_micros": null}}; '
         '"*" applies to tenants not named',
     )
+
+    # -- operating: metrics, logs, a managed cluster (deploy/README.md) ----------------------
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus endpoint of each worker; 0 = off")
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line (streams/jsonlog.py)")
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how workers and clients talk to the cluster")
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="with a SASL_* protocol")
+    broker_sasl_username: str | None = None
+    broker_sasl_password: SecretStr | None = Field(None, description="never logged, never on a topic")
+    broker_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL; empty = the system's")
 
     @field_validator("broker")
     @classmethod

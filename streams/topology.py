@@ -171,6 +171,10 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     book = ModelBook()
     chain_metrics = ShardedCounters(durable(app.Table("chain-metrics", default=None, partitions=partitions)))
     board = CircuitBoard(chains_config.circuit_for, now_ms)
+    if settings.metrics_port:  # before any handler takes topo.emit: streams/metrics.py counts what it emits
+        from swarmstream.streams.metrics import install as install_metrics
+
+        install_metrics(topo, board)
     finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
                         review_threshold=settings.review_threshold)
     chains = ChainRunner(

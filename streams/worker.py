@@ -15,6 +15,8 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from pydantic import SecretStr
+
 from swarmstream.agents.models.catalog import load_catalog
 from swarmstream.streams.settings import Settings
 
@@ -43,7 +45,9 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
     """The environment that makes a child worker see exactly these settings."""
     env = {
-        f"SWARM_{name.upper()}": json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        f"SWARM_{name.upper()}": json.dumps(value) if isinstance(value, (dict, list))
+        else value.get_secret_value() if isinstance(value, SecretStr)  # str() would give '**********'
+        else str(value)
         for name, value in settings.model_dump().items()
         if value is not None
     }
