@@ -61,7 +61,7 @@ pick has no positive propensity are left out and counted in ``invalid``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,7 +70,7 @@ import numpy as np
 from swarmstream.agents.replay.recording import Recording
 from swarmstream.agents.selection.policies import POLICIES, Candidate, Policy, SelectionError
 from swarmstream.agents.stats.book import ModelBook
-from swarmstream.schemas.models import CallRecord, QualityEvent
+from swarmstream.schemas.models import CallRecord, Feedback, QualityEvent
 
 Z_95 = 1.959963984540054
 """The standard normal's 97.5% quantile: two-sided 95% intervals."""
@@ -93,20 +93,26 @@ class LoggedChoice:
     policy: str = ""
 
 
-def logged_choices(recording: Recording) -> list[LoggedChoice]:
-    """The recording's selections that picked a model and whose task is labelled, in time order.
+def logged_choices(recording: Recording, *, logging_policies: Collection[str] | None = None) -> list[LoggedChoice]:
+    """The recording's selections that picked a model and whose reward is known, in time order
+    (only those logged by ``logging_policies`` when given, e.g. ``{"random"}``).
 
-    Reward: 1.0 when the task's result answer (else the picked model's recorded
-    answer) equals the label, else 0.0 (a failed call, or no answer, is 0); a
-    selection whose task has neither a result nor an outcome of the picked model is
-    left out (its reward is unknown).
+    Reward: with a label, 1.0 when the task's result answer (else the picked model's
+    recorded answer) equals it, else 0.0 (a failed call, or no answer, is 0);
+    without one, the latest feedback score on the task's result (feedback judges the
+    result, which in select mode is the picked model's answer). A selection whose
+    task has neither a label nor feedback, or neither a result nor an outcome of the
+    picked model, is left out (its reward is unknown).
     """
     out: list[tuple[int, int, LoggedChoice]] = []
     for index, event in enumerate(recording.selections):
         if event.status != "selected" or event.chosen is None or not event.candidates:
             continue
+        if logging_policies is not None and event.policy not in logging_policies:
+            continue
         label = recording.labels.get(event.task_id)
-        if label is None:
+        judgements = recording.feedback.get(event.task_id)
+        if label is None and not judgements:
             continue
         result = recording.results.get(event.task_id)
         responses = [r for r in recording.responses.get(event.task_id, ()) if r.model_id == event.chosen]
@@ -129,7 +135,8 @@ def logged_choices(recording: Recording) -> list[LoggedChoice]:
             cost_micros_est=tuple(c.cost_micros_est for c in event.candidates),
             propensities={c.model_id: c.propensity for c in event.candidates},
             chosen=event.chosen,
-            reward=1.0 if answer is not None and answer == label else 0.0,
+            reward=(1.0 if answer is not None and answer == label else 0.0) if label is not None
+            else _feedback_reward(judgements or []),
             latency_ms=latency,
             cost_micros=cost,
             policy=event.policy,
@@ -137,6 +144,11 @@ def logged_choices(recording: Recording) -> list[LoggedChoice]:
         out.append((event.at_ms, index, choice))
     out.sort(key=lambda item: (item[0], item[1]))
     return [choice for _, _, choice in out]
+
+
+def _feedback_reward(judgements: Sequence[Feedback]) -> float:
+    latest = max(f.created_ms for f in judgements)
+    return float([f for f in judgements if f.created_ms == latest][-1].score)
 
 
 # --------------------------------------------------------------------------- target policies
@@ -250,6 +262,7 @@ class Estimate:
     effective_sample_size: float
     unsupported: int
     invalid: int
+    cost_micros_per_task: float | None = None  # expected forecast cost of the target's picks (direct: known per candidate)
 
     def to_dict(self) -> dict[str, Any]:
         def r(value: float | None) -> float | None:
@@ -263,6 +276,8 @@ class Estimate:
             "snips_interval": ri(self.snips_interval), "dr": r(self.dr), "dr_interval": ri(self.dr_interval),
             "logged_value": r(self.logged_value), "effective_sample_size": round(self.effective_sample_size, 1),
             "unsupported": self.unsupported, "invalid": self.invalid,
+            "cost_usd_per_task": None if self.cost_micros_per_task is None else round(self.cost_micros_per_task / 1e6, 8),
+            "calls_per_task": 1.0 if self.n else None,
         }
 
 
@@ -298,8 +313,11 @@ def evaluate(choices: Sequence[LoggedChoice], target: TargetPolicy, *, z: float 
     rewards: list[float] = []
     dr_terms: list[float] = []
     unsupported = invalid = 0
+    costs: list[float] = []
     for choice, rhat in zip(choices, rhat_of, strict=True):
         pi = target.propensities(choice)
+        forecast = dict(zip(choice.candidates, choice.cost_micros_est, strict=True))
+        costs.append(sum(p * forecast.get(model, 0) for model, p in pi.items()))
         mu = choice.propensities.get(choice.chosen, 0.0)
         if not mu > 0.0:
             invalid += 1
@@ -338,6 +356,7 @@ def evaluate(choices: Sequence[LoggedChoice], target: TargetPolicy, *, z: float 
         effective_sample_size=w_sum * w_sum / w_sq if w_sq > 0.0 else 0.0,
         unsupported=unsupported,
         invalid=invalid,
+        cost_micros_per_task=sum(costs) / len(costs) if costs else None,
     )
 
 
@@ -348,11 +367,12 @@ def default_targets(choices: Sequence[LoggedChoice]) -> list[str]:
 
 
 def counterfactual_summary(
-    recording: Recording, targets: Sequence[str] | None = None, *, seed: int = 0, z: float = Z_95
+    recording: Recording, targets: Sequence[str] | None = None, *, seed: int = 0, z: float = Z_95,
+    logging_policies: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Every target's estimates on the recording's logged selections, as JSON-ready dicts:
     ``{"events": n, "logged_policies": {...}, "targets": {spec: Estimate.to_dict()}}``."""
-    choices = logged_choices(recording)
+    choices = logged_choices(recording, logging_policies=logging_policies)
     specs = list(targets) if targets is not None else default_targets(choices)
     logged: dict[str, int] = {}
     for c in choices:

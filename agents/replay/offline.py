@@ -125,6 +125,7 @@ class ReplayTask:
     failures: dict[str, dict[str, Any]]  # model -> {"class", "latency_ms"}
     label: str | None
     live: TaskResult | None
+    wrong: frozenset[str] = frozenset()  # answers known to be wrong (negative feedback: labels.py)
 
     @property
     def own_strategy(self) -> str:
@@ -251,6 +252,7 @@ def replay_tasks(recording: Recording) -> list[ReplayTask]:
                 failures=failed,
                 label=recording.labels.get(task_id),
                 live=recording.results.get(task_id),
+                wrong=frozenset(recording.wrong_answers.get(task_id, ())),
             )
         )
     out.sort(key=lambda t: (t.created_ms, t.task_id))
@@ -428,8 +430,9 @@ def applies(strategy: str, answer_type: str) -> bool:
 
 
 def _correct(task: ReplayTask, answer: str | None) -> bool | None:
+    """Right, wrong, or None (unscored): no label, and not an answer known to be wrong."""
     if task.label is None:
-        return None
+        return False if answer is not None and answer in task.wrong else None
     return answer is not None and answer == task.label
 
 

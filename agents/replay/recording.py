@@ -9,6 +9,7 @@ same names as the Avro contract in ``schemas/*.avsc``)::
     {"kind": "failure", "step": {...}, "failure_class": "timeout", ...}
     {"kind": "result", "task_id": "t1", "status": "ok", "answer": "animal", "votes": [...], ...}
     {"kind": "selection", "task_id": "t2", "policy": "random", "candidates": [...], ...}
+    {"kind": "feedback", "task_id": "t1", "created_ms": 1700000000000, "score": 1.0, "source": "user"}
     {"kind": "label", "task_id": "t1", "answer": "animal"}
 
 | kind        | record                 | from topic         |
@@ -18,12 +19,16 @@ same names as the Avro contract in ``schemas/*.avsc``)::
 | ``failure``   | ``Failure``            | ``swarm.failures``   |
 | ``result``    | ``TaskResult``         | ``swarm.results``    |
 | ``selection`` | ``SelectionEvent``     | ``swarm.selections`` |
+| ``feedback``  | ``Feedback``           | ``swarm.feedback``   |
 | ``label``     | the right answer       | the caller (a labelled task set, a review) |
 
-Why JSON Lines and not an Avro container: a recording is read by people and by
-``jq``/``grep`` as often as by replay, it appends line by line while a topic is
-read, and a truncated file (a recorder killed mid-run) loses one line, not the
-file. A path ending in ``.gz`` is gzip-compressed on write and read (~10x smaller).
+**Two formats, one content, chosen by the path's suffix.** ``.avro``: an Avro
+object container file (``container.py``: one file, every kind, the schema in its
+header, deflate blocks), the format of ``swarmstream record``. Anything else:
+JSON Lines, read by people and by ``jq``/``grep`` as often as by replay; it
+appends line by line and a truncated file (a recorder killed mid-run) loses one
+line, not the file; a path ending in ``.gz`` is gzip-compressed (~10x smaller).
+Replay reads either.
 
 Reading is strict about what it knows and lenient about what it does not: a
 line of an unknown ``kind`` (a newer recorder's) is skipped and counted in
@@ -50,8 +55,10 @@ from typing import IO, Any, Self
 import orjson
 from pydantic import ValidationError
 
+from swarmstream.agents.replay import container
 from swarmstream.schemas.models import (
     Failure,
+    Feedback,
     ModelResponse,
     Record,
     SelectionEvent,
@@ -65,12 +72,17 @@ KINDS: dict[str, type[Record]] = {
     "failure": Failure,
     "result": TaskResult,
     "selection": SelectionEvent,
+    "feedback": Feedback,
 }
 """Record kinds and the model each line of that kind validates as (labels aside)."""
 
 KIND_OF: dict[type[Record], str] = {model: kind for kind, model in KINDS.items()}
 
 LABEL = "label"
+
+AVRO_KINDS: tuple[str, ...] = (*(model.avro_name for model in KINDS.values()), container.LABEL_NAME)
+"""The union branches of an Avro recording, in this order (the order is part of its schema)."""
+KIND_OF_AVRO: dict[str, str] = {model.avro_name: kind for kind, model in KINDS.items()}
 
 
 class RecordingError(ValueError):
@@ -126,6 +138,22 @@ class Outcome:
                    record.failure_class, record.final, step.attempt, step.mode, step.answer_type, step.strategy,
                    step.category, step.created_ms, expected)
 
+    @classmethod
+    def of_fields(cls, fields: Mapping[str, Any], *, ok: bool) -> Outcome:
+        """From an Avro-decoded ModelResponse (``ok``) or Failure: the container's schema
+        already typed every field, so the pydantic pass (~2/3 of reading a large Avro
+        recording) is skipped; the values are the ones :meth:`of` would keep."""
+        step = fields["step"]
+        expected = tuple(step["expected_models"])
+        if ok:
+            return cls(step["task_id"], step["model_id"], True, fields["answer"], fields["confidence"],
+                       fields["latency_ms"], fields["cost_micros"], fields["responded_ms"], None, True,
+                       step["attempt"], step["mode"], step["answer_type"], step["strategy"], step["category"],
+                       step["created_ms"], expected)
+        return cls(step["task_id"], step["model_id"], False, None, None, fields["latency_ms"], 0, fields["failed_ms"],
+                   fields["failure_class"], fields["final"], step["attempt"], step["mode"], step["answer_type"],
+                   step["strategy"], step["category"], step["created_ms"], expected)
+
 
 @dataclass
 class Recording:
@@ -135,7 +163,9 @@ class Recording:
     :class:`Outcome` (duplicates included: replay dedupes as the live join does);
     ``results`` keeps each task's first result, ``duplicate_results`` counts the
     repeats; ``selections`` are in file order (counterfactual evaluation walks them
-    in time order); ``skipped`` counts lines of unknown kinds.
+    in time order); ``feedback`` keeps every judgement per task in file order;
+    ``labels`` are right answers and ``wrong_answers`` answers known to be wrong
+    (negative feedback: ``labels.py``); ``skipped`` counts records of unknown kinds.
     """
 
     tasks: dict[str, TaskRequest] = field(default_factory=dict)
@@ -144,6 +174,8 @@ class Recording:
     results: dict[str, TaskResult] = field(default_factory=dict)
     selections: list[SelectionEvent] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    feedback: dict[str, list[Feedback]] = field(default_factory=dict)
+    wrong_answers: dict[str, set[str]] = field(default_factory=dict)
     duplicate_results: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -175,6 +207,8 @@ class Recording:
                 self.results[record.task_id] = record
         elif isinstance(record, SelectionEvent):
             self.selections.append(record)
+        elif isinstance(record, Feedback):
+            self.feedback.setdefault(record.task_id, []).append(record)
         elif isinstance(record, Label):
             self.labels[record.task_id] = record.answer
         else:
@@ -199,34 +233,59 @@ def record_line(record: Record | Label) -> bytes:
 
 
 class RecordingWriter:
-    """Appends records to a recording, line by line (``with RecordingWriter(path) as w: w.write(r)``)."""
+    """Appends records to a recording (``with RecordingWriter(path) as w: w.write(r)``);
+    the path's suffix picks the format (module docstring)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.count = 0
+        self.avro = container.is_container(self.path)
         self._file: IO[bytes] | None = None
+        self._container: container.ContainerWriter | None = None
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = _open(self.path, "w")
+        if self.avro:
+            self._container = container.ContainerWriter(self._file, AVRO_KINDS)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
         if self._file is not None:
             self._file.close()
             self._file = None
 
     def write(self, record: Record | Label) -> None:
+        if self._container is not None:
+            if isinstance(record, Label):
+                self._container.write(container.LABEL_NAME, {"task_id": record.task_id, "answer": record.answer})
+            else:
+                if type(record) not in KIND_OF:
+                    raise TypeError(
+                        f"a recording holds no {type(record).__name__} records (kinds: {', '.join(KINDS)}, label)")
+                self._container.write(record.avro_name, record.model_dump())
+            self.count += 1
+            return
         self._write(record_line(record))
 
     def write_label(self, task_id: str, answer: str) -> None:
         self.write(Label(task_id, answer))
 
     def write_fields(self, kind: str, fields: Mapping[str, Any]) -> None:
-        """A line from plain fields, without building the record (bulk generators);
-        the fields are validated when the file is read."""
+        """A record from plain fields, without building it first (bulk generators). JSON
+        Lines validates them when the file is read; Avro needs every field, so the
+        record is built (and validated) here."""
         if kind not in KINDS and kind != LABEL:
             raise ValueError(f"unknown record kind {kind!r} (kinds: {', '.join(KINDS)}, label)")
+        if self._container is not None:
+            if kind == LABEL:
+                self.write(Label(str(fields["task_id"]), str(fields["answer"])))
+            else:
+                self.write(KINDS[kind].model_validate(dict(fields)))
+            return
         self._write(orjson.dumps({"kind": kind, **fields}) + b"\n")
 
     def _write(self, line: bytes) -> None:
@@ -316,13 +375,17 @@ def parse_line(line: bytes, *, where: str | Callable[[], str] = "<line>") -> Rec
 
 
 def iter_recording(path: str | Path) -> Iterator[Record | Label | str]:
-    """Each line's record in file order (unknown kinds as their name; blank lines skipped)."""
+    """Each record in file order (unknown kinds as their name; blank lines skipped), from
+    either format (module docstring)."""
     source = Path(path)
     try:
         handle = _open(source, "r")
     except FileNotFoundError:
         raise RecordingError(f"{source}: no such recording") from None
     with handle:
+        if container.is_container(source):
+            yield from _iter_container(source, handle)
+            return
         lineno = 0
 
         def where() -> str:
@@ -337,12 +400,74 @@ def iter_recording(path: str | Path) -> Iterator[Record | Label | str]:
             raise RecordingError(f"{source}:{lineno + 1}: cannot read ({type(exc).__name__}: {exc})") from None
 
 
+_AVRO_MODELS: dict[str, tuple[str, type[Record]]] = {model.avro_name: (kind, model) for kind, model in KINDS.items()}
+
+
+def _iter_container(source: Path, handle: IO[bytes]) -> Iterator[Record | Label | str]:
+    index = 0
+    try:
+        for index, (name, fields) in enumerate(container.read_entries(handle, AVRO_KINDS), start=1):
+            if name == container.LABEL_NAME:
+                yield Label(fields["task_id"], fields["answer"])
+                continue
+            entry = _AVRO_MODELS.get(name)
+            if entry is None:
+                yield name.rsplit(".", 1)[-1]
+                continue
+            kind, model = entry
+            try:
+                yield model.model_validate(fields)
+            except ValidationError as exc:
+                raise RecordingError(f"{source}: record {index}: invalid {kind} ({model.__name__}): "
+                                     f"{_problems(exc)}") from None
+    except RecordingError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, StopIteration) as exc:
+        # fastavro: "cannot read header - is it an avro file?", a truncated block, a bad sync marker
+        raise RecordingError(f"{source}: record {index + 1}: cannot read the Avro container "
+                             f"({type(exc).__name__}: {exc}); was it written by `swarmstream record`?") from None
+
+
 def read_recording(path: str | Path) -> Recording:
-    """The whole recording at ``path``, indexed (module docstring for the format and the errors)."""
+    """The whole recording at ``path``, indexed (module docstring for the formats and the errors)."""
     recording = Recording()
+    if container.is_container(path) and Path(path).exists():
+        _read_container_fast(Path(path), recording)
+        return recording
     for item in iter_recording(path):
         if isinstance(item, str):
             recording.skipped[item] = recording.skipped.get(item, 0) + 1
         else:
             recording.add(item)
     return recording
+
+
+_RESPONSE, _FAILURE = ModelResponse.avro_name, Failure.avro_name
+
+
+def _read_container_fast(source: Path, recording: Recording) -> None:
+    """:func:`iter_recording` for an Avro file, with responses and failures read straight
+    into :class:`Outcome` (``Outcome.of_fields``); every other kind is validated."""
+    with _open(source, "r") as handle:
+        index = 0
+        try:
+            for index, (name, fields) in enumerate(container.read_entries(handle, AVRO_KINDS), start=1):
+                if name == _RESPONSE or name == _FAILURE:
+                    recording.add(Outcome.of_fields(fields, ok=name == _RESPONSE))
+                elif name == container.LABEL_NAME:
+                    recording.labels[fields["task_id"]] = fields["answer"]
+                elif name in _AVRO_MODELS:
+                    kind, model = _AVRO_MODELS[name]
+                    try:
+                        recording.add(model.model_validate(fields))
+                    except ValidationError as exc:
+                        raise RecordingError(f"{source}: record {index}: invalid {kind} ({model.__name__}): "
+                                             f"{_problems(exc)}") from None
+                else:
+                    short = name.rsplit(".", 1)[-1]
+                    recording.skipped[short] = recording.skipped.get(short, 0) + 1
+        except RecordingError:
+            raise
+        except (OSError, EOFError, ValueError, KeyError, TypeError, StopIteration) as exc:
+            raise RecordingError(f"{source}: record {index + 1}: cannot read the Avro container "
+                                 f"({type(exc).__name__}: {exc}); was it written by `swarmstream record`?") from None

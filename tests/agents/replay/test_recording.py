@@ -96,9 +96,9 @@ def test_unknown_kinds_are_skipped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     write_recording(path, sample_records()[:1])
     with path.open("ab") as f:
-        f.write(b'{"kind": "feedback", "task_id": "t1", "score": 1.0}\n{"kind":"feedback","x":1}\n')
+        f.write(b'{"kind": "review", "task_id": "t1", "score": 1.0}\n{"kind":"review","x":1}\n')
     recording = read_recording(path)
-    assert recording.skipped == {"feedback": 2}
+    assert recording.skipped == {"review": 2}
     assert list(recording.tasks) == ["t1"]
 
 
