@@ -39,7 +39,13 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
         # the pipeline profile. Records below the chosen level are now never made.
         logging.getLogger().setLevel(loglevel.upper())
 
-    faust.Worker(topo.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    json_logs = None
+    if settings.log_format == "json":  # one JSON object per line, secrets removed (streams/jsonlog.py)
+        from swarmstream.streams.jsonlog import logging_config
+
+        json_logs = logging_config(loglevel)
+    faust.Worker(topo.app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+                 logging_config=json_logs).execute_from_commandline()
 
 
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
