@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AnswerType = Literal["label", "number", "json", "text"]
 Mode = Literal["consensus", "single", "chain", "select"]
-ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded"]
+ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded", "cycle_detected"]
 
 MAX_PROMPT_CHARS = 1_000_000
 """A prompt larger than this is refused at intake: no model takes ~250k tokens, and
@@ -61,6 +61,9 @@ class TaskRequest(Record):
     tenant: str = "default"
     category: str | None = None
     metadata: dict[str, str] = {}
+    workflow: str | None = None
+    hops: list[str] = []
+    parent_task_id: str | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -165,6 +168,26 @@ class Attempt(Record):
     latency_ms: int = 0
 
 
+class StepOutput(Record):
+    """One workflow step's output, as the workflow's TaskResult reports it."""
+
+    avro_name: ClassVar[str] = "swarmstream.StepOutput"
+
+    step: str
+    kind: str
+    status: str = "ok"
+    answer: str | None = None
+    confidence: float = 0.0
+    agreement: float = 0.0
+    answered_by: str | None = None
+    cost_micros: int = 0
+    latency_ms: int = 0
+    cached: bool = False
+    hop: int = 0
+    child_task_id: str | None = None
+    detail: str = ""
+
+
 class TaskResult(Record):
     avro_name: ClassVar[str] = "swarmstream.TaskResult"
 
@@ -184,6 +207,8 @@ class TaskResult(Record):
     created_ms: int = 0
     completed_ms: int = 0
     reason: str = ""
+    path: list[str] = []
+    steps: list[StepOutput] = []
 
 
 class ReviewItem(Record):
