@@ -128,16 +128,88 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from swarmstream.agents.replay.offline import ReplayError, render, replay_summary
-    from swarmstream.agents.replay.recording import RecordingError, read_recording
+def _record_range(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from swarmstream.streams.recorder import RecordRange
 
+    return RecordRange(start_offset=args.start_offset, end_offset=args.end_offset, since_ms=args.since_ms,
+                       until_ms=args.until_ms)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from swarmstream.agents.replay.isolation import IsolationError, check_group, replay_group
+    from swarmstream.agents.replay.labels import LabelError, read_label_file
+    from swarmstream.streams.recorder import record_run
+
+    settings = _settings()
+    if not settings.broker:
+        print("swarmstream record: set SWARM_BROKER=kafka://host:port (and SWARM_TOPIC_PREFIX of the run)",
+              file=sys.stderr)
+        return 2
     try:
-        summary = replay_summary(read_recording(args.file))
-    except (RecordingError, ReplayError, OSError) as exc:
+        span = _record_range(args)
+        group = check_group(args.group, settings.app_id) if args.group else replay_group(settings.app_id)
+        labels = read_label_file(args.labels) if args.labels else None
+        recorded = asyncio.run(record_run(settings.broker, settings.topics, args.file, labels=labels, span=span,
+                                          idle_s=args.idle_s, max_s=args.max_s, group_id=group))
+    except (ValueError, LabelError, IsolationError, OSError) as exc:
+        print(f"swarmstream record: {exc}", file=sys.stderr)
+        return 2
+    out = {"path": str(recorded.path), "records": recorded.records, "labels": recorded.labels,
+           "skipped": recorded.skipped, "total": recorded.total}
+    print(json.dumps(out) if args.json else f"recorded {recorded.total} records to {recorded.path}: {recorded.records}"
+          + (f" (skipped {recorded.skipped})" if recorded.skipped else ""))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from swarmstream.agents.replay.isolation import IsolationError, check_group, replay_group
+    from swarmstream.agents.replay.labels import LabelError, check_source
+    from swarmstream.agents.replay.offline import ReplayError
+    from swarmstream.agents.replay.plot import write_reliability_png
+    from swarmstream.agents.replay.recording import RecordingError, read_recording
+    from swarmstream.agents.replay.summary import evaluate, render
+    from swarmstream.agents.selection.policies import SelectionError
+
+    if (args.file is None) == (not args.from_topics):
+        print("swarmstream replay: give a recording FILE or --from-topics (one of them)", file=sys.stderr)
+        return 2
+    settings = _settings() if args.from_topics or args.to_topic else None
+    if settings is not None and not settings.broker:
+        print("swarmstream replay: --from-topics and --to-topic need SWARM_BROKER=kafka://host:port "
+              "(and SWARM_TOPIC_PREFIX of the run)", file=sys.stderr)
+        return 2
+    try:
+        label_source = check_source(args.labels)
+        if args.from_topics:
+            from swarmstream.streams.recorder import read_run
+
+            assert settings is not None
+            group = check_group(args.group, settings.app_id) if args.group else replay_group(settings.app_id)
+            recording, _ = asyncio.run(read_run(settings.broker, settings.topics, span=_record_range(args),
+                                                idle_s=args.idle_s, max_s=args.max_s, group_id=group))
+        else:
+            recording = read_recording(args.file)
+        evaluation = evaluate(
+            recording, label_source=label_source,
+            strategies=args.strategies.split(",") if args.strategies else None,
+            targets=args.targets.split(",") if args.targets else None,
+            logging_policies=set(args.logged_by.split(",")) if args.logged_by else None,
+        )
+        if args.plot:
+            evaluation.summary["plot"] = str(write_reliability_png(args.plot, evaluation.plot_panels()))
+        if args.to_topic:
+            from swarmstream.agents.models.catalog import load_catalog
+            from swarmstream.streams.recorder import publish_results
+
+            assert settings is not None
+            models = list(load_catalog(settings.models, sim_url="http://127.0.0.1:1/v1").models)
+            sent = asyncio.run(publish_results(settings.broker, args.to_topic, evaluation.rescored(),
+                                               topics=settings.topics, app_id=settings.app_id, model_ids=models))
+            evaluation.summary["published"] = {"topic": args.to_topic, "results": sent}
+    except (RecordingError, ReplayError, LabelError, IsolationError, SelectionError, ValueError, OSError) as exc:
         print(f"swarmstream replay: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary) if args.json else render(summary))
+    print(json.dumps(evaluation.summary) if args.json else render(evaluation.summary))
     return 0
 
 
@@ -219,9 +291,27 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait for the result and print it")
     submit.set_defaults(func=cmd_submit)
 
-    replay = sub.add_parser("replay", help="re-run every aggregation strategy on a recorded run")
-    replay.add_argument("file", help="a recording (JSON Lines, .gz ok): swarmstream demo --record <file>")
+    record = sub.add_parser("record", help="record a run's topics (tasks, answers, results, selections, feedback)")
+    record.add_argument("file", help="the recording: .avro (Avro container) or JSON Lines (.jsonl, .jsonl.gz)")
+    record.add_argument("--labels", metavar="FILE", help="right answers to store with it (.json, .jsonl or .csv)")
+    record.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _range_arguments(record)
+    record.set_defaults(func=cmd_record)
+
+    replay = sub.add_parser("replay", help="re-run every aggregation strategy and selection policy on a recorded run")
+    replay.add_argument("file", nargs="?", help="a recording (.avro, or JSON Lines, .gz ok): swarmstream record <file>")
+    replay.add_argument("--from-topics", action="store_true",
+                        help="read the run from its topics (SWARM_BROKER, SWARM_TOPIC_PREFIX) instead of a file")
+    replay.add_argument("--labels", default="auto",
+                        help="right answers: auto, recording, tasks (metadata 'label'), feedback, or a .json/.jsonl/.csv file")
+    replay.add_argument("--strategies", help="comma-separated aggregation strategies (default: all that apply)")
+    replay.add_argument("--targets", help="comma-separated selection targets: policy names, always:<model> (default: all)")
+    replay.add_argument("--logged-by", help="only selections logged by these policies (comma-separated), e.g. random")
+    replay.add_argument("--plot", metavar="FILE", help="write a reliability diagram (PNG)")
+    replay.add_argument("--to-topic", metavar="NAME",
+                        help="publish the re-scored results to this topic (never a production topic)")
     replay.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _range_arguments(replay)
     replay.set_defaults(func=cmd_replay)
 
     stats = sub.add_parser("stats", help="model stats, reliability, chain metrics and breakers")
@@ -245,6 +335,17 @@ def parser() -> argparse.ArgumentParser:
     results.add_argument("--follow", action="store_true")
     results.set_defaults(func=cmd_results)
     return p
+
+
+def _range_arguments(p: argparse.ArgumentParser) -> None:
+    """Which records of the topics to read (record, replay --from-topics)."""
+    p.add_argument("--start-offset", type=int, help="first offset read in every partition (default: the beginning)")
+    p.add_argument("--end-offset", type=int, help="stop every partition before this offset")
+    p.add_argument("--since-ms", type=int, help="only records with a timestamp at or after this (ms since epoch)")
+    p.add_argument("--until-ms", type=int, help="only records with a timestamp before this (ms since epoch)")
+    p.add_argument("--idle-s", type=float, default=2.0, help="stop after this long without a record (default 2)")
+    p.add_argument("--max-s", type=float, help="stop after this long in all")
+    p.add_argument("--group", help="the reader's consumer group (default: a fresh <app_id>.replay.<random>)")
 
 
 def _positive(text: str) -> int:
