@@ -256,6 +256,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from swarmstream.streams.asyncapi import ContractError, build_document, render
+
+    try:
+        text = render(build_document(_settings(), server=args.server), "json" if args.json else "yaml")
+    except ContractError as exc:
+        print(f"swarmstream asyncapi: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from swarmstream.streams.live import run_top
+
+    settings = _settings()
+    if not settings.broker:
+        print("swarmstream top: set SWARM_BROKER=kafka://host:port (and SWARM_TOPIC_PREFIX)", file=sys.stderr)
+        return 2
+    return asyncio.run(run_top(settings, once=args.once, window_s=args.window_s, refresh_s=args.refresh_s))
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from swarmstream.streams.live import run_tail
+
+    settings = _settings()
+    if not settings.broker:
+        print("swarmstream tail: set SWARM_BROKER=kafka://host:port (and SWARM_TOPIC_PREFIX)", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run_tail(settings, statuses=args.status, from_beginning=args.from_beginning,
+                                    idle_exit_s=args.idle_exit_s, as_json=args.json))
+    except KeyboardInterrupt:
+        return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="swarmstream", description="Orchestrate many LLMs over Kafka.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -330,6 +371,25 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     bench.add_argument("--out", help="folder for the JSON file (default bench/results)")
     bench.set_defaults(func=cmd_bench)
+
+    asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of every topic (key, headers, Avro schema)")
+    asyncapi.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    asyncapi.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    asyncapi.add_argument("--server", metavar="HOST:PORT", help="the broker to name in `servers` (default: SWARM_BROKER)")
+    asyncapi.set_defaults(func=cmd_asyncapi)
+
+    top = sub.add_parser("top", help="live table per model from the call log: req/s, p95, errors, breaker, cost/min")
+    top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    top.add_argument("--window-s", type=_positive, default=60, help="the sliding window rates are taken over")
+    top.add_argument("--refresh-s", type=float, default=1.0)
+    top.set_defaults(func=cmd_top)
+
+    tail = sub.add_parser("tail", help="results as they arrive")
+    tail.add_argument("--status", action="append", help="only these statuses (repeat, or comma-separated)")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest result, not the newest")
+    tail.add_argument("--idle-exit-s", type=float, default=None, help="exit after this long without a result")
+    tail.add_argument("--json", action="store_true", help="one JSON object per result")
+    tail.set_defaults(func=cmd_tail)
 
     results = sub.add_parser("results", help="print results as JSON lines")
     results.add_argument("--follow", action="store_true")
