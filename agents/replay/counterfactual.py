@@ -74,6 +74,8 @@ from swarmstream.schemas.models import CallRecord, Feedback, QualityEvent
 
 Z_95 = 1.959963984540054
 """The standard normal's 97.5% quantile: two-sided 95% intervals."""
+Z_99 = 2.5758293035489004
+"""The 99.5% quantile: two-sided 99% intervals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +190,24 @@ def always(model_id: str) -> Always:
 
 @dataclass
 class PolicyTarget:
-    """A ``selection.policies`` policy, learning from the log as it goes (module docstring)."""
+    """A ``selection.policies`` policy, learning from the log as it goes (module docstring).
+
+    ``feedback_batch``: what it learns from an event reaches its stats only once that
+    many events have been observed, all at once, as a live learner whose feedback
+    comes in batches (``demo --mode select`` judges every 20 tasks) sees it; 1 (the
+    default) learns after every event, the most optimistic learner.
+    """
 
     policy: Policy
     seed: int = 0
     book: ModelBook = field(default_factory=ModelBook)
+    feedback_batch: int = 1
 
     def __post_init__(self) -> None:
+        if self.feedback_batch < 1:
+            raise ValueError(f"feedback_batch must be >= 1, got {self.feedback_batch}")
         self._rng = np.random.default_rng(self.seed)
+        self._pending: list[LoggedChoice] = []
 
     @property
     def name(self) -> str:
@@ -214,6 +226,13 @@ class PolicyTarget:
         return self.policy.choose(self.candidates(choice), self._rng).propensities
 
     def observe(self, choice: LoggedChoice) -> None:
+        self._pending.append(choice)
+        if len(self._pending) >= self.feedback_batch:
+            for pending in self._pending:
+                self._learn(pending)
+            self._pending.clear()
+
+    def _learn(self, choice: LoggedChoice) -> None:
         # model_construct: the book reads a few fields; these are the logged values, already validated.
         self.book.add_call(CallRecord.model_construct(
             model_id=choice.chosen, ok=True, failure_class=None, at_ms=choice.at_ms, probe=False,
@@ -224,13 +243,13 @@ class PolicyTarget:
             task_id=choice.task_id, at_ms=choice.at_ms))
 
 
-def policy_target(policy: str | Policy, *, seed: int = 0) -> PolicyTarget:
+def policy_target(policy: str | Policy, *, seed: int = 0, feedback_batch: int = 1) -> PolicyTarget:
     """A registered policy by name (``selection.policies.POLICIES``), or any Policy."""
     if isinstance(policy, str):
         if policy not in POLICIES:
             raise SelectionError(f"unknown selection policy {policy!r} (known: {', '.join(sorted(POLICIES))})")
         policy = POLICIES[policy]
-    return PolicyTarget(policy, seed=seed)
+    return PolicyTarget(policy, seed=seed, feedback_batch=feedback_batch)
 
 
 def parse_target(spec: str, *, seed: int = 0) -> TargetPolicy:
