@@ -33,6 +33,12 @@ class Finisher:
     (the window is one changelog write; clients dedupe by task id) but never
     lose one. While the result is in flight the task id is in ``_publishing``,
     so a redelivered event cannot end the same task twice.
+
+    A workflow step's child task (``parent_task_id`` set) is not the caller's:
+    once :meth:`route_children_to` names the workflows' step-results topic, its
+    result goes there keyed by the parent, so the workflow runner that owns the
+    parent's partition gets it, and no review item is raised for it (the
+    workflow decides what a split vote means).
     """
 
     def __init__(self, *, store: TaskStore, emit: Emit, results_topic: str, review_topic: str,
@@ -43,14 +49,23 @@ class Finisher:
         self._review = review_topic
         self._review_threshold = review_threshold
         self._publishing: set[str] = set()
+        self._step_results: str | None = None
+
+    def route_children_to(self, step_results_topic: str) -> None:
+        self._step_results = step_results_topic
 
     def busy(self, task_id: str) -> bool:
         return task_id in self._publishing
 
     async def finish(self, state: State, result: TaskResult) -> None:
         task_id, created_ms = result.task_id, state["task"]["created_ms"]
+        parent = state["task"].get("parent_task_id") if self._step_results else None
         self._publishing.add(task_id)
         try:
+            if parent:
+                await self._emit(self._step_results, parent, result)  # type: ignore[arg-type]
+                self._store.set(task_id, created_ms, {**state, "done": True, "answer": result.answer})
+                return
             if result.status == "low_consensus" and "prompt" in state["task"]:
                 await self._emit(self._review, task_id, ReviewItem(
                     task=TaskRequest.model_validate(state["task"]),

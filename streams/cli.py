@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from swarmstream.agents.models.catalog import CatalogError
+from swarmstream.agents.workflows.dsl import WorkflowError
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -426,6 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"swarmstream: invalid settings (SWARM_* environment):\n{exc}", file=sys.stderr)
         return 2
     except CatalogError as exc:
+        print(f"swarmstream: {exc}", file=sys.stderr)
+        return 2
+    except WorkflowError as exc:
         print(f"swarmstream: {exc}", file=sys.stderr)
         return 2
 

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "agents" / "models" / "models.yaml"
 DEFAULT_CHAINS = Path(__file__).resolve().parent.parent / "agents" / "fallback" / "chains.yaml"
+DEFAULT_WORKFLOWS = Path(__file__).resolve().parent.parent / "agents" / "workflows" / "workflows.yaml"
 
 
 class Settings(BaseSettings):
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
         description='custom aggregation strategies, JSON name -> "package.module:function"; tasks name them in `strategy`',
     )
     policy: str = Field("thompson", description="select mode's default policy (agents/selection/policies.py)")
+    workflows: Path = Field(DEFAULT_WORKFLOWS, description="declarative workflows (workflows.yaml): tasks name one in `workflow`")
     budgets: dict[str, dict[str, int | None]] = Field(
         default_factory=dict,
         description='per tenant spend limits, JSON: {"acme": {"per_day_micros": 5000000, "per_month_micros": null}}; '
@@ -134,6 +136,15 @@ class TopicNames:
     @property
     def feedback(self) -> str:
         return f"{self.prefix}.feedback"
+
+    @property
+    def step_results(self) -> str:
+        """Workflow steps' child results, keyed by the workflow's task id."""
+        return f"{self.prefix}.step-results"
+
+    def step(self, workflow: str, step: str) -> str:
+        """A workflow step's topic: the workflow task travels these, step by step."""
+        return f"{self.prefix}.step.{workflow}.{step}"
 
     def model(self, model_id: str) -> str:
         return f"{self.prefix}.model.{model_id}"

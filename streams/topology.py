@@ -283,6 +283,8 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         await topo.pool.aclose()
 
     app.on_before_shutdown.connect(close_http)
+    from swarmstream.streams.workflow_wiring import wire_workflows  # imports this module: wired last
+    wire_workflows(topo, dispatcher=dispatcher, finisher=finisher)
     return topo
 
 

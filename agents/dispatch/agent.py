@@ -10,7 +10,7 @@ re-keyed by tenant. A task without a category gets one here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from swarmstream.agents.consensus.agent import Reliability
 from swarmstream.agents.consensus.join import open_task
@@ -20,6 +20,7 @@ from swarmstream.agents.fallback.chains import UnknownChainError
 from swarmstream.agents.selection.features import classify_category
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import TaskStore
+from swarmstream.agents.workflows.dsl import UnknownWorkflowError
 from swarmstream.schemas.codec import DecodeError, decode_task
 from swarmstream.schemas.models import ModelRequest, TaskRequest
 
@@ -47,12 +48,23 @@ class Dispatcher:
         self._chains = chains
         self._select_topic = select_topic
         self._reliability = reliability
+        self._workflows: Callable[[TaskRequest], Awaitable[None]] | None = None
+
+    def route_workflows(self, open_workflow: Callable[[TaskRequest], Awaitable[None]]) -> None:
+        """Tasks with ``workflow`` set go to ``open_workflow`` (the workflow runner) instead of the models;
+        it raises ValueError for a workflow it does not know (the task is dead-lettered)."""
+        self._workflows = open_workflow
 
     async def handle(self, message: InputMessage) -> None:
         try:
             task = decode_task(message.value, message.headers, key=message.key)
             if task.category is None:  # every record downstream (stats, labels, budgets) is per category
                 task = task.model_copy(update={"category": classify_category(task.prompt, task.answer_type)})
+            if task.workflow is not None:
+                if self._workflows is None:
+                    raise InvalidTask(f"workflow {task.workflow!r}: workflows are not configured on this worker")
+                await self._workflows(task)
+                return
             if task.mode == "select":
                 await self._open_select(task)
                 return
@@ -65,7 +77,7 @@ class Dispatcher:
                 default_models=self._default,
                 reliability=lambda: self._reliability(list(self._families), task.category),
             )
-        except (DecodeError, InvalidTask, UnknownChainError) as exc:
+        except (DecodeError, InvalidTask, UnknownChainError, UnknownWorkflowError) as exc:
             await self._dead.send(message, str(exc), exc)
             return
         state = self._store.get(task.task_id, task.created_ms)
