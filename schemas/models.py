@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AnswerType = Literal["label", "number", "json", "text"]
 Mode = Literal["consensus", "single", "chain", "select"]
-ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded", "cycle_detected"]
+ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded", "cycle_detected",
+                       "tool_loop", "max_turns", "max_tool_calls"]
 
 MAX_PROMPT_CHARS = 1_000_000
 """A prompt larger than this is refused at intake: no model takes ~250k tokens, and
@@ -64,6 +65,10 @@ class TaskRequest(Record):
     workflow: str | None = None
     hops: list[str] = []
     parent_task_id: str | None = None
+    tools: list[str] = []
+    tool_policy: str | None = None
+    max_turns: int = Field(default=0, ge=0, le=64)
+    max_tool_calls: int = Field(default=0, ge=0, le=1024)
 
     @field_validator("prompt")
     @classmethod
@@ -83,6 +88,8 @@ class ModelRequest(Record):
     expected_models: list[str] = []
     not_before_ms: int = 0
     probe: bool = False
+    turn: int = 0
+    conversation: str | None = None
 
 
 class StepContext(Record):
@@ -134,6 +141,8 @@ class ModelResponse(Record):
     upstream_model: str = ""
     confidence: float | None = None
     responded_ms: int = 0
+    turns: int = 1
+    tool_calls: int = 0
 
 
 class Failure(Record):
@@ -295,6 +304,67 @@ class DeadLetter(Record):
     received_ms: int
 
 
+class ToolCall(Record):
+    """One tool call a model proposed (agents/tools): the only record with raw arguments."""
+
+    avro_name: ClassVar[str] = "swarmstream.ToolCall"
+
+    request: ModelRequest
+    turn: int
+    call_id: str
+    index: int = 0
+    count: int = 1
+    tool: str
+    arguments: str
+    digest: str
+    assistant_text: str = ""
+    proposed_ms: int = 0
+
+
+class ToolResult(Record):
+    avro_name: ClassVar[str] = "swarmstream.ToolResult"
+
+    call: ToolCall
+    status: str
+    content: str
+    shared: bool = False
+    latency_ms: int = 0
+    cost_micros: int = 0
+    completed_ms: int = 0
+
+
+class AuditEvent(Record):
+    avro_name: ClassVar[str] = "swarmstream.AuditEvent"
+
+    task_id: str
+    tenant: str = "default"
+    model_id: str
+    tool: str
+    turn: int = 0
+    call_id: str = ""
+    digest: str = ""
+    arguments: str = "{}"
+    side_effect: str = ""
+    decision: str
+    reason: str = ""
+    status: str = ""
+    latency_ms: int = 0
+    cost_micros: int = 0
+    at_ms: int
+
+
+class Approval(Record):
+    avro_name: ClassVar[str] = "swarmstream.Approval"
+
+    task_id: str
+    tool: str
+    digest: str = ""
+    approved: bool = True
+    approver: str = ""
+    reason: str = ""
+    at_ms: int
+
+
 RECORDS: tuple[type[Record], ...] = (
     TaskRequest,
     ModelRequest,
@@ -308,5 +378,9 @@ RECORDS: tuple[type[Record], ...] = (
     Feedback,
     SelectionEvent,
     DeadLetter,
+    ToolCall,
+    ToolResult,
+    AuditEvent,
+    Approval,
 )
 """Top-level event types, each with its own ``.avsc`` file."""

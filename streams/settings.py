@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "agents" / "models" / "models.yaml"
 DEFAULT_CHAINS = Path(__file__).resolve().parent.parent / "agents" / "fallback" / "chains.yaml"
 DEFAULT_WORKFLOWS = Path(__file__).resolve().parent.parent / "agents" / "workflows" / "workflows.yaml"
+DEFAULT_TOOLS = Path(__file__).resolve().parent.parent / "agents" / "tools" / "tools.yaml"
 
 
 class Settings(BaseSettings):
@@ -27,6 +28,7 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, le=1024)
     models: Path = Field(DEFAULT_CATALOG, description="the model catalog (models.yaml)")
     chains: Path = Field(DEFAULT_CHAINS, description="fallback chains, breakers and retry policies (chains.yaml)")
+    tools: Path = Field(DEFAULT_TOOLS, description="tools, MCP servers, permission policies and loop limits (tools.yaml)")
     sim_url: str | None = Field(None, description="base URL of the simulated fleet, for `provider: simulated`")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     data_dir: Path = Field(Path(".swarmstream"), description="where rocksdb tables live")
@@ -149,6 +151,22 @@ class TopicNames:
     def model(self, model_id: str) -> str:
         return f"{self.prefix}.model.{model_id}"
 
+    @property
+    def tool_calls(self) -> str:
+        return f"{self.prefix}.tool-calls"
+
+    @property
+    def tool_results(self) -> str:
+        return f"{self.prefix}.tool-results"
+
+    @property
+    def approvals(self) -> str:
+        return f"{self.prefix}.approvals"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}.audit"
+
     def all(self, model_ids: list[str]) -> list[str]:
         """Source topics first: Tansu auto-creates a topic referenced before it exists
         with 4 partitions, so every topic is created explicitly, in this order."""
@@ -158,6 +176,9 @@ class TopicNames:
             self.select,
             *(self.model(m) for m in model_ids),
             self.delays,
+            self.tool_calls,
+            self.tool_results,
+            self.approvals,
             self.responses,
             self.failures,
             self.calls,
@@ -166,4 +187,5 @@ class TopicNames:
             self.results,
             self.review,
             self.dead_letters,
+            self.audit,
         ]

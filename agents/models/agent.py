@@ -1,20 +1,41 @@
-"""Model-call agent: swarm.model.<id> -> the provider -> swarm.responses | swarm.failures.
+"""Model-call agent: swarm.model.<id> -> the provider -> swarm.responses | swarm.failures
+(| swarm.tool-calls).
 
 Every request ends in exactly one outcome event. The task's deadline bounds
 the call, so a consensus join always hears from every model it expects, at
 the latest shortly after the deadline.
+
+A task with ``tools`` (and a caller given ``tools``, see ``agents/tools/turns.py``)
+offers them to the model; a reply that calls tools becomes one ToolCall event per
+call instead of an outcome (the tool loop's next turn comes back on this topic),
+or a Failure with the loop's stop status. The answer that ends a tool loop is an
+ordinary ModelResponse, its cost and tokens summed over every turn and tool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.parsing import parse_answer
-from swarmstream.agents.models.providers.base import ChatRequest, Provider
+from swarmstream.agents.models.providers.base import ChatRequest, ChatResponse, Provider
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
-from swarmstream.schemas.models import CallRecord, Failure, ModelRequest, ModelResponse, StepContext, now_ms
+from swarmstream.agents.tools.conversation import Conversation, failure_class_for
+from swarmstream.agents.tools.turns import RawCall, ToolTurns, UnknownToolsError
+from swarmstream.schemas.models import CallRecord, Failure, ModelRequest, ModelResponse, StepContext, ToolCall, now_ms
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """A reply that called tools: the events to publish, and the call that produced them."""
+
+    calls: list[ToolCall]
+    latency_ms: int
+    cost_micros: int
+    input_tokens: int
+    output_tokens: int
 
 
 class ModelCaller:
@@ -27,6 +48,7 @@ class ModelCaller:
         failures_topic: str,
         dead_letter_topic: str,
         calls_topic: str | None = None,
+        tools: ToolTurns | None = None,
     ) -> None:
         self._provider = provider
         self._emit = emit
@@ -34,32 +56,60 @@ class ModelCaller:
         self._failures = failures_topic
         self._dead = DeadLetters(emit, dead_letter_topic)
         self._calls = calls_topic
+        self._tools = tools
+        self._stops = {}
 
     async def handle(self, message: InputMessage) -> None:
         request = await self._dead.decode(message, ModelRequest)
         if request is None:
             return
         outcome = await self.call(request)
-        topic = self._responses if isinstance(outcome, ModelResponse) else self._failures
-        sends = [self._emit(topic, request.task.task_id, outcome)]
+        if isinstance(outcome, ToolTurn):
+            assert self._tools is not None
+            sends = [self._emit(self._tools.tool_calls_topic, request.task.task_id, call) for call in outcome.calls]
+            record = turn_record(request, outcome.latency_ms, outcome.cost_micros, outcome.input_tokens,
+                                 outcome.output_tokens)
+        else:
+            topic = self._responses if isinstance(outcome, ModelResponse) else self._failures
+            sends = [self._emit(topic, request.task.task_id, outcome)]
+            record = self._stops.pop(id(outcome), None) or call_record(request, outcome)
         if self._calls is not None:
-            sends.append(self._emit(self._calls, request.model_id, call_record(request, outcome)))
+            sends.append(self._emit(self._calls, request.model_id, record))
         await asyncio.gather(*sends)
 
-    async def call(self, request: ModelRequest) -> ModelResponse | Failure:
+    _stops: dict[int, CallRecord]
+    """Call records of replies that ended a tool loop: the call itself succeeded, so the breakers
+    and stats must see an ok call, not the loop's failure class (by the Failure's id)."""
+
+    async def call(self, request: ModelRequest) -> ModelResponse | Failure | ToolTurn:
         task = request.task
         step = StepContext.of(request)
         started = time.monotonic()
+        tools = self._tools if task.tools else None
+        conversation = Conversation.from_json(request.conversation) if tools is not None else Conversation()
         try:
             remaining_s = (request.deadline_ms - now_ms()) / 1000
             if remaining_s <= 0:
                 raise ProviderError(FailureClass.TIMEOUT, "the task's deadline passed before the call")
+            offered: tuple[dict[str, object], ...] = ()
+            if task.tools and tools is None:
+                raise ProviderError(FailureClass.BAD_REQUEST, "the task names tools, but tool use is not enabled on "
+                                    "this worker (streams/tool_wiring.py)", retryable=False)
+            if tools is not None:
+                await tools.ready()
+                try:
+                    offered = tuple(tools.offer(task))
+                except UnknownToolsError as exc:
+                    raise ProviderError(FailureClass.BAD_REQUEST, str(exc), retryable=False) from None
             async with asyncio.timeout(remaining_s):  # a guard: providers honour the deadline themselves
                 reply = await self._provider.complete(
                     ChatRequest(
-                        prompt=task.prompt, system=task.system, max_tokens=task.max_tokens, deadline_ms=request.deadline_ms
+                        prompt=task.prompt, system=task.system, max_tokens=task.max_tokens, deadline_ms=request.deadline_ms,
+                        tools=offered, conversation=conversation.messages,
                     )
                 )
+            if tools is not None and reply.tool_calls:
+                return self._tool_turn(request, step, reply, started)
             answer = parse_answer(reply.text, task.answer_type, labels=task.labels, json_schema=task.json_schema)
         except ProviderError as exc:
             return _failure(step, exc, started)
@@ -70,14 +120,35 @@ class ModelCaller:
             text=reply.text,
             answer=answer,
             finish_reason=reply.finish_reason,
-            input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens,
-            cost_micros=reply.cost_micros,
+            input_tokens=reply.input_tokens + conversation.input_tokens,
+            output_tokens=reply.output_tokens + conversation.output_tokens,
+            cost_micros=reply.cost_micros + conversation.cost_micros,
             latency_ms=reply.latency_ms,
             upstream_model=reply.upstream_model,
             confidence=reply.confidence,
             responded_ms=now_ms(),
+            turns=request.turn + 1,
+            tool_calls=conversation.calls,
         )
+
+    def _tool_turn(self, request: ModelRequest, step: StepContext, reply: ChatResponse,
+                   started: float) -> ToolTurn | Failure:
+        assert self._tools is not None
+        planned = self._tools.calls_of(
+            request, text=reply.text,
+            calls=[RawCall(c.call_id, c.name, c.arguments) for c in reply.tool_calls],
+            cost_micros=reply.cost_micros, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+        )
+        if isinstance(planned, list):
+            return ToolTurn(planned, reply.latency_ms, reply.cost_micros, reply.input_tokens, reply.output_tokens)
+        failure = Failure(
+            step=step, failure_class=failure_class_for(planned.stop, step.mode), retryable=False,
+            message=planned.message, latency_ms=int((time.monotonic() - started) * 1000),
+            final=step.mode != "chain", failed_ms=now_ms(),
+        )
+        self._stops[id(failure)] = turn_record(request, reply.latency_ms, reply.cost_micros, reply.input_tokens,
+                                               reply.output_tokens)
+        return failure
 
 
 def _failure(step: StepContext, exc: ProviderError, started: float) -> Failure:
@@ -109,4 +180,14 @@ def call_record(request: ModelRequest, outcome: ModelResponse | Failure) -> Call
         tenant=request.task.tenant,
         input_tokens=outcome.input_tokens if ok else 0,  # type: ignore[union-attr]
         output_tokens=outcome.output_tokens if ok else 0,  # type: ignore[union-attr]
+    )
+
+
+def turn_record(request: ModelRequest, latency_ms: int, cost_micros: int, input_tokens: int,
+                output_tokens: int) -> CallRecord:
+    """The call record of a reply that called tools: a successful call of the model."""
+    return CallRecord(
+        model_id=request.model_id, ok=True, at_ms=now_ms(), probe=request.probe, latency_ms=latency_ms,
+        cost_micros=cost_micros, category=request.task.category, tenant=request.task.tenant,
+        input_tokens=input_tokens, output_tokens=output_tokens,
     )

@@ -30,6 +30,19 @@ from swarmstream.schemas.models import (
     TaskResult,
 )
 
+def tool_examples() -> list:
+    """The tool records (issue 9): a call, its result, its audit event, an approval."""
+    from swarmstream.schemas.models import Approval, AuditEvent, ToolCall, ToolResult
+
+    task = TaskRequest(task_id="t-1", created_ms=1, prompt="2 + 2?", tools=["calculator"], max_turns=4)
+    request = ModelRequest(task=task, model_id="a", deadline_ms=5, turn=1, conversation='{"messages": []}')
+    call = ToolCall(request=request, turn=1, call_id="c1", tool="calculator", arguments='{"expression": "2 + 2"}',
+                    digest="d1")
+    return [call, ToolResult(call=call, status="ok", content='{"result": 4}', shared=True),
+            AuditEvent(task_id="t-1", model_id="a", tool="calculator", decision="allowed", at_ms=3),
+            Approval(task_id="t-1", tool="send_email", approver="ada", at_ms=4)]
+
+
 TASK = TaskRequest(task_id="t-1", created_ms=1_700_000_000_000, prompt="2 + 2?", answer_type="number",
                    labels=[], models=["a", "b"], metadata={"trace": "x"})
 STEP = StepContext(task_id="t-1", model_id="a", created_ms=1, deadline_ms=2, expected_models=["a", "b"])
@@ -50,6 +63,7 @@ EXAMPLES = [
     SelectionEvent(task_id="t-1", tenant="acme", category="math", policy="thompson", status="selected", chosen="a",
                    candidates=[ScoredCandidate(model_id="a", score=0.9, propensity=0.8, cost_micros_est=12)], at_ms=5),
     DeadLetter(topic="swarm.tasks", partition=0, offset=3, key=b"k", value=b"\x00\xff", reason="bad", received_ms=9),
+    *tool_examples(),
 ]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from swarmstream.agents.models.failures import (
     FailureClass,
     ProviderError,
@@ -21,6 +23,7 @@ from swarmstream.agents.models.providers.base import (
     ChatRequest,
     Completion,
     HttpProvider,
+    ToolCallRequest,
     body_excerpt,
     decode_json_object,
 )
@@ -71,17 +74,50 @@ class AnthropicProvider(HttpProvider):
 
 
 def build_messages_body(upstream: str, request: ChatRequest) -> dict[str, Any]:
-    """The JSON body of one single-turn message."""
+    """The JSON body of one message: the prompt, then any tool conversation, with the offered
+    tools as ``tools`` (``{"name", "description", "input_schema"}``)."""
     body: dict[str, Any] = {
         "model": upstream,
         "max_tokens": request.max_tokens,
-        "messages": [{"role": "user", "content": request.prompt}],
+        "messages": [{"role": "user", "content": request.prompt}, *render_conversation(request.conversation)],
     }
     if request.system is not None:
         body["system"] = request.system
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if request.tools:
+        body["tools"] = [{"name": t["name"], "description": t.get("description", ""), "input_schema": t["input_schema"]}
+                         for t in request.tools]
     return body
+
+
+def _input_of(arguments: str) -> dict[str, Any]:
+    # tool_use.input must be an object; arguments a model sent as non-JSON are kept as text
+    try:
+        value = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return {"_unparsed_arguments": arguments}
+    return value if isinstance(value, dict) else {"_unparsed_arguments": arguments}
+
+
+def render_conversation(conversation: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Neutral turns as Anthropic messages: an assistant message of ``text`` and ``tool_use``
+    blocks, then ONE user message holding every ``tool_result`` block of the turn."""
+    messages: list[dict[str, Any]] = []
+    for turn in conversation:
+        if turn["role"] == "assistant":
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": turn["text"]}] if turn.get("text") else []
+            blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"], "input": _input_of(c["arguments"])}
+                       for c in turn.get("calls") or ()]
+            messages.append({"role": "assistant", "content": blocks})
+        else:
+            block = {"type": "tool_result", "tool_use_id": turn["id"], "content": turn["content"],
+                     "is_error": bool(turn.get("error"))}
+            if messages and messages[-1]["role"] == "user" and isinstance(messages[-1]["content"], list):
+                messages[-1]["content"].append(block)
+            else:
+                messages.append({"role": "user", "content": [block]})
+    return messages
 
 
 def parse_message(body: bytes, secrets: tuple[str, ...] = ()) -> Completion:
@@ -98,6 +134,11 @@ def parse_message(body: bytes, secrets: tuple[str, ...] = ()) -> Completion:
         raise ProviderError(FailureClass.CONTENT_POLICY, "model refused (stop_reason refusal)", secrets=secrets)
     blocks = message["content"]
     text = "".join(block["text"] for block in blocks if block.get("type") == "text")
+    tool_calls = tuple(
+        ToolCallRequest(call_id=str(block.get("id") or ""), name=str(block["name"]),
+                        arguments=orjson.dumps(block.get("input") or {}).decode())
+        for block in blocks if block.get("type") == "tool_use"
+    )
     usage = message.get("usage") or {}
     input_tokens = sum(
         int(usage.get(field) or 0)
@@ -109,6 +150,7 @@ def parse_message(body: bytes, secrets: tuple[str, ...] = ()) -> Completion:
         input_tokens=input_tokens,
         output_tokens=int(usage.get("output_tokens") or 0),
         upstream_model=str(message.get("model") or ""),
+        tool_calls=tool_calls,
     )
 
 

@@ -24,12 +24,26 @@ from swarmstream.agents.models.http import RawResponse, post_json
 
 
 @dataclass(frozen=True)
+class ToolCallRequest:
+    """A tool call a model asked for: the provider's call id, the tool, the arguments as JSON text
+    (as the model wrote them: possibly not JSON at all, which the tool agent reports back)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class ChatRequest:
-    """One single-turn question to one model.
+    """One question to one model: a single turn, or a turn of a tool conversation.
 
     ``deadline_ms`` (ms since epoch) is the task's deadline: the call is cut off
     there even if the model's own ``timeout_s`` would allow more, because an
     answer after the deadline is thrown away anyway.
+
+    ``tools`` are the tool definitions offered (``{"name", "description", "input_schema"}``)
+    and ``conversation`` the turns after the prompt, in the neutral format of
+    ``agents/tools/conversation.py``; each protocol renders both in its own shape.
     """
 
     prompt: str
@@ -37,6 +51,8 @@ class ChatRequest:
     max_tokens: int = 256
     temperature: float | None = None
     deadline_ms: int | None = None
+    tools: tuple[dict[str, Any], ...] = ()
+    conversation: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,7 @@ class ChatResponse:
     latency_ms: int
     upstream_model: str
     confidence: float | None = None
+    tool_calls: tuple[ToolCallRequest, ...] = ()
 
 
 class Provider(Protocol):
@@ -132,6 +149,7 @@ class Completion:
     output_tokens: int
     upstream_model: str
     confidence: float | None = None
+    tool_calls: tuple[ToolCallRequest, ...] = ()
 
 
 class HttpProvider:
@@ -189,6 +207,7 @@ class HttpProvider:
             latency_ms=latency_ms,
             upstream_model=completion.upstream_model or self.spec.upstream,
             confidence=completion.confidence,
+            tool_calls=completion.tool_calls,
         )
 
     def headers(self) -> dict[str, str]:

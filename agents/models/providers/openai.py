@@ -22,6 +22,7 @@ from swarmstream.agents.models.providers.base import (
     ChatRequest,
     Completion,
     HttpProvider,
+    ToolCallRequest,
     body_excerpt,
     decode_json_object,
 )
@@ -56,18 +57,44 @@ class OpenAIProvider(HttpProvider):
 
 
 def build_chat_body(upstream: str, capabilities: list[str], request: ChatRequest) -> dict[str, Any]:
-    """The JSON body of one single-turn chat completion."""
-    messages = []
+    """The JSON body of one chat completion: the prompt, then any tool conversation, with the
+    offered tools as ``tools`` (``{"type": "function", "function": {...}}``)."""
+    messages: list[dict[str, Any]] = []
     if request.system is not None:
         messages.append({"role": "system", "content": request.system})
     messages.append({"role": "user", "content": request.prompt})
+    messages.extend(render_conversation(request.conversation))
     tokens_field = "max_completion_tokens" if MAX_COMPLETION_TOKENS_CAPABILITY in capabilities else "max_tokens"
     body: dict[str, Any] = {"model": upstream, "messages": messages, tokens_field: request.max_tokens}
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if LOGPROBS_CAPABILITY in capabilities:
         body["logprobs"] = True
+    if request.tools:
+        body["tools"] = [
+            {"type": "function",
+             "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t["input_schema"]}}
+            for t in request.tools
+        ]
     return body
+
+
+def render_conversation(conversation: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Neutral turns as OpenAI messages: an assistant message with ``tool_calls``, then one
+    ``role: tool`` message per result, linked by ``tool_call_id``."""
+    messages: list[dict[str, Any]] = []
+    for turn in conversation:
+        if turn["role"] == "assistant":
+            messages.append({
+                "role": "assistant",
+                "content": turn.get("text") or None,
+                "tool_calls": [{"id": c["id"], "type": "function",
+                                "function": {"name": c["name"], "arguments": c["arguments"]}}
+                               for c in turn.get("calls") or ()],
+            })
+        else:
+            messages.append({"role": "tool", "tool_call_id": turn["id"], "content": turn["content"]})
+    return messages
 
 
 def parse_chat_completion(body: bytes, secrets: tuple[str, ...] = ()) -> Completion:
@@ -90,6 +117,11 @@ def parse_chat_completion(body: bytes, secrets: tuple[str, ...] = ()) -> Complet
     text = message.get("content") or ""
     if not isinstance(text, str):
         raise TypeError(f"message.content is {type(text).__name__}, not a string")
+    tool_calls = tuple(
+        ToolCallRequest(call_id=str(call.get("id") or ""), name=str(call["function"]["name"]),
+                        arguments=str(call["function"].get("arguments") or "{}"))
+        for call in message.get("tool_calls") or ()
+    )
     usage = completion.get("usage") or {}
     return Completion(
         text=text,
@@ -98,6 +130,7 @@ def parse_chat_completion(body: bytes, secrets: tuple[str, ...] = ()) -> Complet
         output_tokens=int(usage.get("completion_tokens") or 0),
         upstream_model=str(completion.get("model") or ""),
         confidence=confidence_from_logprobs(choice.get("logprobs")),
+        tool_calls=tool_calls,
     )
 
 
