@@ -158,8 +158,9 @@ PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")),
     ("SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
     ("CARD", re.compile(r"\b\d(?:[ -]?\d){12,18}\b")),
-    # 9+ digits with separators: a phone number; short numbers (arithmetic, ages, years) stay
-    ("PHONE", re.compile(r"(?<![\w.])\+?\d(?:[\s().-]{0,2}\d){8,14}(?![\w.])")),
+    # 9-15 digits with separators (E.164 has at most 15): a phone number; short numbers (arithmetic,
+    # ages, years) stay, and so does a longer digit run that failed the card check (never part of one)
+    ("PHONE", re.compile(r"(?<![\w.])(?<!\d[\s().-])\+?\d(?:[\s().-]{0,2}\d){8,14}(?![\w.])(?![\s().-]\d)")),
 )
 """Order matters: a card number also looks like a phone number, an IBAN holds digits."""
 
