@@ -31,6 +31,7 @@ from rich.text import Text
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, TaskResult, now_ms
+from swarmstream.streams.app import aiokafka_security
 from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.settings import Settings
 
@@ -122,7 +123,7 @@ def render_top(rows: Sequence[ModelRow], *, window_s: float, title: str = "swarm
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings.broker), group_id=None, fetch_max_wait_ms=100,
-                            enable_auto_commit=False)
+                            enable_auto_commit=False, **aiokafka_security(settings))
 
 
 async def _assign(consumer: AIOKafkaConsumer, topic: str, *, from_beginning: bool, timeout_s: float) -> None:
