@@ -14,7 +14,10 @@ from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
-MODES = ("consensus", "chain", "select")
+MODES = ("consensus", "chain", "select", "workflow")
+
+DEMO_WORKFLOW = "draft-critique-vote"
+"""Workflow mode's built-in workflow (agents/workflows/workflows.yaml): a cheap draft, two critiques, a vote."""
 
 SELECT_BATCH = 20
 """Select mode submits in batches and judges each batch's results (the demo knows the
@@ -101,7 +104,9 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             await submit_with_feedback(stack, demo_tasks(tasks), items, progress)
         else:
             for item in demo_tasks(tasks):
-                request = to_request(item, mode=mode)
+                request = to_request(item, mode="consensus" if mode == "workflow" else mode)
+                if mode == "workflow":
+                    request = request.model_copy(update={"workflow": DEMO_WORKFLOW})
                 items[request.task_id] = item
                 await stack.client.submit(request, wait_ack=False)
             await stack.client.flush()
@@ -126,6 +131,10 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             received = [r for t, r in stack.client.received.items() if t in items]
             summary["fallbacks"] = sum(1 for r in received if r.answered_by not in (None, primary))
             summary["failed"] = sum(1 for r in received if r.status == "failed")
+            summary["model_accuracy"] = {}
+        if mode == "workflow":
+            summary["workflow"] = DEMO_WORKFLOW
+            summary["steps"] = step_stats(items, {t: r for t, r in stack.client.received.items() if t in items})
             summary["model_accuracy"] = {}
         if mode == "select":
             received = [r for t, r in stack.client.received.items() if t in items]
@@ -167,6 +176,30 @@ async def make_primary_flaky(stack: Stack) -> str:
     return primary
 
 
+def step_stats(items: dict[str, LabelledTask], results: dict[str, TaskResult]) -> dict[str, dict[str, object]]:
+    """Per workflow step, in the order first run: how often it ran, how often its own answer was
+    right, what it cost, its latency and how often the cache answered it."""
+    steps: dict[str, list[tuple[str, object]]] = {}
+    for task_id, result in results.items():
+        for output in result.steps:
+            steps.setdefault(output.step, []).append((task_id, output))
+    stats: dict[str, dict[str, object]] = {}
+    for name, runs in steps.items():
+        outputs = [o for _, o in runs]
+        answered = [(t, o) for t, o in runs if o.answer is not None]  # type: ignore[attr-defined]
+        latencies = np.array([o.latency_ms for o in outputs] or [0])  # type: ignore[attr-defined]
+        stats[name] = {
+            "kind": outputs[0].kind,  # type: ignore[attr-defined]
+            "runs": len(outputs),
+            "accuracy": round(sum(1 for t, o in answered if o.answer == items[t].answer)  # type: ignore[attr-defined]
+                              / len(answered), 4) if answered else None,
+            "cost_usd": round(sum(o.cost_micros for o in outputs) / 1e6, 6),  # type: ignore[attr-defined]
+            "latency_ms_p50": float(np.percentile(latencies, 50)),
+            "cached": sum(1 for o in outputs if o.cached),  # type: ignore[attr-defined]
+        }
+    return stats
+
+
 def render(summary: dict[str, object]) -> str:
     lat = summary["latency_ms"]
     assert isinstance(lat, dict)
@@ -187,5 +220,11 @@ def render(summary: dict[str, object]) -> str:
     if "fallbacks" in summary:
         lines.append(f"  fallbacks           {summary['fallbacks']} (answered by a later link)")
         lines.append(f"  failed              {summary['failed']}")
+    if "steps" in summary:
+        lines.append(f"  workflow            {summary['workflow']}")
+        for name, st in summary["steps"].items():  # type: ignore[attr-defined]
+            accuracy = "-" if st["accuracy"] is None else f"{st['accuracy']:.3f}"
+            lines.append(f"    {name:<16}  {st['kind']:<10} runs {st['runs']:<5} accuracy {accuracy:<6} "
+                         f"cost ${st['cost_usd']:.6f}  p50 {st['latency_ms_p50']:.0f} ms  cached {st['cached']}")
     lines.append(f"  duplicates          {summary['duplicates']}")
     return "\n".join(lines)
