@@ -285,6 +285,8 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     app.on_before_shutdown.connect(close_http)
     from swarmstream.streams.workflow_wiring import wire_workflows  # imports this module: wired last
     wire_workflows(topo, dispatcher=dispatcher, finisher=finisher)
+    from swarmstream.streams.tool_wiring import wire_tools  # imports this module: wired last
+    wire_tools(topo)
     return topo
 
 

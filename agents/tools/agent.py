@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -126,7 +126,9 @@ class ToolRunner:
         audit_topic: str,
         dead_letter_topic: str,
         clock: Callable[[], int] = now_ms,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._ready = ready
         self._registry = registry
         self._executor = executor
         self._ledger = ledger
@@ -144,6 +146,8 @@ class ToolRunner:
         call = await self._dead.decode(message, ToolCall)
         if call is None:
             return
+        if self._ready is not None:
+            await self._ready()  # MCP tools imported
         shown = shown_arguments(call.arguments)
         secrets = _secrets_of(call.arguments)
         spec = self._registry.get(call.tool)

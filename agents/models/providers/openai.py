@@ -93,7 +93,9 @@ def render_conversation(conversation: tuple[dict[str, Any], ...]) -> list[dict[s
                                for c in turn.get("calls") or ()],
             })
         else:
-            messages.append({"role": "tool", "tool_call_id": turn["id"], "content": turn["content"]})
+            # a tool message has no error flag in this protocol: the content says it
+            content = f"error: {turn['content']}" if turn.get("error") else turn["content"]
+            messages.append({"role": "tool", "tool_call_id": turn["id"], "content": content})
     return messages
 
 

@@ -51,14 +51,17 @@ from .protocols import (
     Reply,
     RequestError,
     anthropic_message,
+    anthropic_tool_use,
     failure_reply,
     model_not_found_reply,
     openai_completion,
     openai_logprobs,
+    openai_tool_calls,
     read_messages,
     request_error_reply,
 )
 from .taskset import solve
+from .tooluse import TOOL_BEHAVIOURS, plan, read_tool_conversation
 
 # Failures a provider's gateway returns before a model runs, so they skip the latency wait
 # (a 429 that took as long as an answer would make rate-limit backoff look cheap).
@@ -101,6 +104,9 @@ class SimFleet:
         self._stopping = False
         self._sleepers: set[asyncio.Future[None]] = set()
         self.base_url: str | None = None
+        self._tool_behaviours: dict[str, str] = {}
+        self.tool_turns: dict[str, int] = {}
+        """model -> replies given to requests that offered tools and used them (calls or a final answer)."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -238,7 +244,46 @@ class SimFleet:
         if step in FAILURE_CLASSES and step not in SOFT_FAILURES:
             counts[step] += 1
             return _response(failure_reply(protocol, step, input_tokens))
+        if req.get("tools") and step == "ok":
+            reply = self._tool_turn(protocol, req, model, input_tokens)
+            if reply is not None:
+                return _response(reply)
         return _response(self._completion(protocol, req, model, step, prompt, input_tokens))
+
+    def set_tool_behaviour(self, model: str, behaviour: str) -> None:
+        """How ``model`` misbehaves with tools from now on (``tooluse.TOOL_BEHAVIOURS``)."""
+        if behaviour not in TOOL_BEHAVIOURS:
+            raise ValueError(f"tool behaviour {behaviour!r}: expected one of {', '.join(TOOL_BEHAVIOURS)}")
+        self._tool_behaviours[model] = behaviour
+
+    def _tool_turn(self, protocol: Protocol, req: Mapping[str, Any], model: str, input_tokens: int) -> Reply | None:
+        """A reply of a model offered tools (``tooluse.plan``); None to answer as without tools."""
+        prompt, offered, history = read_tool_conversation(dict(req), protocol)
+        planned = plan(prompt, offered, history, self._tool_behaviours.get(model, "correct"))
+        if planned is None:
+            return None
+        self.tool_turns[model] = self.tool_turns.get(model, 0) + 1
+        n = next(self._ids)
+        if planned.answer is not None:
+            text = planned.answer
+            output_tokens = estimate_tokens(len(text))
+            if protocol == "openai":
+                body = openai_completion(completion_id=f"chatcmpl-sim{self._id_prefix}{n:010d}", model=model,
+                                         content=text, finish_reason="stop", prompt_tokens=input_tokens,
+                                         completion_tokens=output_tokens)
+            else:
+                body = anthropic_message(message_id=f"msg_sim{self._id_prefix}{n:010d}", model=model, content=text,
+                                         stop_reason="end_turn", input_tokens=input_tokens, output_tokens=output_tokens)
+            return 200, JSON_HEADERS, body
+        calls = [(f"call_sim{self._id_prefix}{n:010d}_{i}", c.name, c.arguments) for i, c in enumerate(planned.calls)]
+        output_tokens = estimate_tokens(sum(len(c.arguments) + len(c.name) for c in planned.calls))
+        if protocol == "openai":
+            body = openai_tool_calls(completion_id=f"chatcmpl-sim{self._id_prefix}{n:010d}", model=model, calls=calls,
+                                     prompt_tokens=input_tokens, completion_tokens=output_tokens)
+        else:
+            body = anthropic_tool_use(message_id=f"msg_sim{self._id_prefix}{n:010d}", model=model, calls=calls,
+                                      input_tokens=input_tokens, output_tokens=output_tokens)
+        return 200, JSON_HEADERS, body
 
     def _completion(
         self, protocol: Protocol, req: Mapping[str, Any], model: str, step: str, prompt: str, input_tokens: int

@@ -160,6 +160,48 @@ def anthropic_message(
     )
 
 
+def openai_tool_calls(*, completion_id: str, model: str, calls: list[tuple[str, str, str]], prompt_tokens: int,
+                      completion_tokens: int) -> bytes:
+    """A completion that calls tools: ``(id, name, arguments JSON text)`` each, finish_reason tool_calls."""
+    return orjson.dumps(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": None,
+                            "tool_calls": [{"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                                           for i, n, a in calls]},
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+    )
+
+
+def anthropic_tool_use(*, message_id: str, model: str, calls: list[tuple[str, str, str]], input_tokens: int,
+                       output_tokens: int) -> bytes:
+    """A message that calls tools: one ``tool_use`` block per call, stop_reason tool_use. Arguments
+    that are not a JSON object travel as ``{"_unparsed_arguments": text}`` (input must be an object)."""
+    blocks = []
+    for call_id, name, arguments in calls:
+        try:
+            value = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            value = None
+        blocks.append({"type": "tool_use", "id": call_id, "name": name,
+                       "input": value if isinstance(value, dict) else {"_unparsed_arguments": arguments}})
+    return orjson.dumps(
+        {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": blocks,
+         "stop_reason": "tool_use", "stop_sequence": None,
+         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}
+    )
+
+
 # --- error bodies ---------------------------------------------------------------------------
 
 
