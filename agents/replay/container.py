@@ -121,7 +121,7 @@ def read_entries(handle: IO[bytes], kind_names: tuple[str, ...]) -> Iterator[tup
     for entry in reader:
         value = entry["record"]  # type: ignore[index,call-overload]
         if not isinstance(value, tuple):
-            raise ValueError(f"entry is not a named record: {json.dumps(value, default=str)[:200]}")
+            raise TypeError(f"entry is not a named record: {json.dumps(value, default=str)[:200]}")
         name, fields = value
         if not same and name in known:
             names = known[name]

@@ -65,7 +65,7 @@ def check_output_topic(name: str, *, prefix: str, app_id: str, production_topics
         why = "a topic the live pipeline reads or writes"
     elif any(name.startswith(f"{prefix}.{family}") for family in PRODUCTION_PREFIXES):
         why = f"a {name.removeprefix(prefix + '.').split('.')[0]} topic the workers consume"
-    elif name.startswith(f"{app_id}-") or name.endswith("-changelog") or name.startswith("__"):
+    elif name.startswith((f"{app_id}-", "__")) or name.endswith("-changelog"):
         why = "a Faust or broker internal topic"
     if why is not None:
         raise IsolationError(f"--to-topic {name!r}: refused, it is {why}; a replay publishes only to its own "

@@ -197,3 +197,16 @@ async def test_record_by_time_range_and_replay_from_the_topics_in_isolation(
     assert len([r for r in results_after if isinstance(r, TaskResult)]) == 6 + 12 + 1  # + the warm-up probe
     assert all(isinstance(r, TaskResult) and r.reason.startswith("replay of strategy") for r in published)
     assert {(r.strategy, r.task_id) for r in published} == {(s, t) for s in ("majority", "weighted") for t in late}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"start_offset": 5, "end_offset": 2}, "end offset 2 must be above start 5"),
+        ({"since_ms": 10, "until_ms": 10}, "until 10 ms must be after since 10 ms"),
+        ({"start_offset": -1}, "start_offset must be >= 0"),
+    ],
+)
+def test_a_record_range_that_selects_nothing_is_refused(fields: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RecordRange(**fields)
