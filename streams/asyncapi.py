@@ -88,11 +88,18 @@ CONTRACTS: dict[str, TopicContract] = {
                                app_receives=True, app_sends=False),
     "audit": TopicContract(("swarmstream.AuditEvent",), TASK_ID, "Every tool call, allowed or not (redacted).",
                            app_receives=False, app_sends=True),
+    "step_results": TopicContract(("swarmstream.TaskResult",), "the parent workflow task's task_id (UTF-8)",
+                                  "Results of a workflow step's child tasks, routed to the workflow's partition.",
+                                  app_receives=True, app_sends=True),
+    "step": TopicContract(("swarmstream.TaskRequest",), TASK_ID,
+                          "A workflow task on its way to one step (<prefix>.step.<workflow>.<step>).",
+                          app_receives=True, app_sends=True),
     "dead_letters": TopicContract(("swarmstream.DeadLetter",), "the original event's key",
                                   "Undecodable or invalid events: the reason and the original bytes.",
                                   app_receives=False, app_sends=True),
 }
-"""By :class:`TopicNames` attribute (``model`` stands for every ``<prefix>.model.<id>``)."""
+"""By :class:`TopicNames` attribute (``model`` stands for every ``<prefix>.model.<id>``, ``step``
+for every ``<prefix>.step.<workflow>.<step>``)."""
 
 HEADERS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -112,8 +119,10 @@ def role_of(topic: str, names: TopicNames, models: Iterable[str]) -> str | None:
     """The :data:`CONTRACTS` key of a topic address, or None if it is not one of ours."""
     if topic in {names.model(m) for m in models}:
         return "model"
+    if topic.startswith(f"{names.prefix}.step."):  # one per workflow step, from the workflows file
+        return "step"
     for role in CONTRACTS:
-        if role != "model" and getattr(names, role, None) == topic:
+        if role not in ("model", "step") and getattr(names, role, None) == topic:
             return role
     return None
 
