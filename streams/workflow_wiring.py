@@ -24,7 +24,11 @@ from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.models.catalog import Catalog
 from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher
 from swarmstream.agents.workflows.agent import WorkflowRunner
-from swarmstream.agents.workflows.dsl import WorkflowError, WorkflowsFile, load_workflows
+from swarmstream.agents.workflows.dsl import (
+    WorkflowError,
+    WorkflowsFile,
+    load_workflows,
+)
 from swarmstream.agents.workflows.middleware import (
     MiddlewareChain,
     MiddlewareEnv,

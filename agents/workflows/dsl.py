@@ -56,12 +56,19 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-
 from swarmstream.agents.configfile import format_validation_error, read_yaml_mapping
 from swarmstream.agents.workflows import graph
-from swarmstream.agents.workflows.conditions import ConditionError, check_names, parse_condition
+from swarmstream.agents.workflows.conditions import (
+    ConditionError,
+    check_names,
+    parse_condition,
+)
 from swarmstream.agents.workflows.middleware import MiddlewareError, resolve_middleware
-from swarmstream.agents.workflows.templates import TemplateError, check_path, placeholders
+from swarmstream.agents.workflows.templates import (
+    TemplateError,
+    check_path,
+    placeholders,
+)
 from swarmstream.agents.workflows.transforms import TransformError, resolve_transform
 from swarmstream.schemas.models import AnswerType, TaskRequest
 

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-
 from swarmstream.agents.workflows.transforms import TransformError, resolve_dotted
 
 Output = dict[str, Any]

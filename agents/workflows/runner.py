@@ -37,7 +37,11 @@ from swarmstream.agents.workflows.conditions import parse_condition
 from swarmstream.agents.workflows.dsl import CHILD_MODES, Step, Workflow
 from swarmstream.agents.workflows.middleware import MiddlewareChain, StepCall
 from swarmstream.agents.workflows.templates import render
-from swarmstream.agents.workflows.transforms import TransformError, normalise, resolve_transform
+from swarmstream.agents.workflows.transforms import (
+    TransformError,
+    normalise,
+    resolve_transform,
+)
 from swarmstream.schemas.models import StepOutput, TaskRequest, TaskResult
 
 State = dict[str, Any]

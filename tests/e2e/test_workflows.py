@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from swarmstream.schemas.models import TaskRequest, TaskResult
 from swarmstream.streams.worker import WorkerDied
 

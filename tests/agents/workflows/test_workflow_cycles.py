@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from swarmstream.agents.workflows.dsl import WorkflowError, parse_workflows
 from swarmstream.agents.workflows.graph import Edge, describe_cycle, unbounded_cycle
 

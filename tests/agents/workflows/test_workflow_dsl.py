@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from swarmstream.agents.workflows.dsl import (
     DEFAULT_WORKFLOWS_PATH,
     WorkflowError,

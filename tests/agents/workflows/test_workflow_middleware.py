@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from swarmstream.agents.workflows.middleware import (
     MiddlewareChain,
     MiddlewareEnv,
@@ -17,6 +16,7 @@ from swarmstream.agents.workflows.middleware import (
     cache_key,
     redact,
 )
+
 from tests.agents.workflows.fixtures import AnswerWith, Stamp
 
 

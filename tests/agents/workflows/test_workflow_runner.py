@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from swarmstream.agents.workflows import runner
 from swarmstream.agents.workflows.dsl import Workflow, parse_workflows
-from swarmstream.agents.workflows.middleware import MiddlewareChain, MiddlewareEnv, ResponseCache
+from swarmstream.agents.workflows.middleware import (
+    MiddlewareChain,
+    MiddlewareEnv,
+    ResponseCache,
+)
 from swarmstream.agents.workflows.runner import AskChild, Finish, Outcome, Publish
 from swarmstream.schemas.models import CastVote, TaskRequest, TaskResult
 

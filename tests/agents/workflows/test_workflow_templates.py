@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from swarmstream.agents.workflows.conditions import ConditionError, check_names, parse_condition
-from swarmstream.agents.workflows.templates import TemplateError, check_path, placeholders, render
+from swarmstream.agents.workflows.conditions import (
+    ConditionError,
+    check_names,
+    parse_condition,
+)
+from swarmstream.agents.workflows.templates import (
+    TemplateError,
+    check_path,
+    placeholders,
+    render,
+)
 
 SCOPE: dict[str, Any] = {
     "task": {"prompt": "What is 2 + 2?", "metadata": {"pair": "split"}, "labels": ["x", "y"]},
