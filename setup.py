@@ -24,5 +24,7 @@ setup(
         "swarmstream.schemas": ["*.avsc"],
         "swarmstream.agents.models": ["*.yaml"],
         "swarmstream.agents.fallback": ["*.yaml"],
+        "swarmstream.agents.tools": ["*.yaml"],
+        "swarmstream.agents.workflows": ["*.yaml"],
     },
 )
