@@ -29,6 +29,10 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
 
     from swarmstream.streams.topology import build
 
+    if settings.log_format == "json":  # before build(): its warnings are log lines too
+        from swarmstream.streams.jsonlog import use_json_logs
+
+        use_json_logs(loglevel)
     catalog = load_catalog(settings.models, sim_url=settings.sim_url)
     topo = build(settings, broker_url, catalog)
 
