@@ -153,7 +153,7 @@ class ToolRunner:
         spec = self._registry.get(call.tool)
         verdict = await self._decide_and_run(call, spec, shown)
         content = redact_text(verdict.content, secrets)
-        shown_call = call.model_copy(update={"arguments": shown})
+        shown_call = call.model_copy(update={"arguments": shown, "request": scrub_request(call.request, secrets)})
         result = ToolResult(call=shown_call, status=verdict.status, content=content, shared=verdict.shared,
                             latency_ms=verdict.latency_ms, cost_micros=verdict.cost_micros, completed_ms=self._clock())
         task = call.request.task
@@ -221,10 +221,9 @@ class ToolRunner:
             wait_s = min(self._registry.limits.vote_timeout_ms, remaining_ms) / 1000
             vote = await self._votes.propose(task.task_id, call.turn, request.model_id, call.digest,
                                              request.expected_models, wait_s)
-            if vote != "run":
-                proposers, models = self._votes.tally(task.task_id, call.turn, call.digest)
-                reason = (f"a {spec.side_effect} call runs only when a majority ({majority(models)} of {models}) of "
-                          f"the task's models propose it; {max(proposers, 1)} did")
+            if vote.outcome != "run":
+                reason = (f"a {spec.side_effect} call runs only when a majority ({majority(vote.models)} of "
+                          f"{vote.models}) of the task's models propose it; {vote.proposers} did")
                 return Verdict("refused", f"refused: {reason}", "refused", reason=reason)
 
         if decision.needs_approval:
@@ -282,6 +281,19 @@ class ToolRunner:
             raise
         finally:
             self._inflight.pop(key, None)
+
+
+def scrub_request(request: ModelRequest, secrets: list[str]) -> ModelRequest:
+    """The request as it may travel on after a call: the secrets the call passed are removed
+    from the task's prompt and system prompt and from the conversation too (a model that put
+    a secret in a call found it there), so nothing downstream of swarm.tool-calls holds them."""
+    if not secrets:
+        return request
+    task = request.task
+    scrubbed = task.model_copy(update={"prompt": redact_text(task.prompt, secrets),
+                                       "system": redact_text(task.system, secrets) if task.system else task.system})
+    conversation = redact_text(request.conversation, secrets) if request.conversation else request.conversation
+    return request.model_copy(update={"task": scrubbed, "conversation": conversation})
 
 
 def _secrets_of(arguments_text: str) -> list[str]:

@@ -45,8 +45,16 @@ def ledger_key(task_id: str, turn: int, digest: str) -> str:
     return f"{task_id}|{turn}|{digest}"
 
 
+@dataclass(frozen=True)
+class Vote:
+    outcome: VoteOutcome
+    proposers: int
+    models: int
+
+
 @dataclass
 class _Box:
+    key: tuple[str, int]
     expected: tuple[str, ...]
     heard: set[str] = field(default_factory=set)
     proposals: dict[str, set[str]] = field(default_factory=dict)
@@ -62,7 +70,7 @@ class VoteDesk:
     def _box(self, task_id: str, turn: int, expected: Sequence[str]) -> _Box:
         box = self._boxes.get((task_id, turn))
         if box is None:
-            box = self._boxes[(task_id, turn)] = _Box(tuple(expected))
+            box = self._boxes[(task_id, turn)] = _Box((task_id, turn), tuple(expected))
         return box
 
     def hear(self, task_id: str, turn: int, model: str, expected: Sequence[str]) -> None:
@@ -72,17 +80,14 @@ class VoteDesk:
             box.heard.add(model)
             box.changed.set()
 
-    def tally(self, task_id: str, turn: int, digest: str) -> tuple[int, int]:
-        """(proposers of ``digest``, models expected)."""
-        box = self._boxes.get((task_id, turn))
-        if box is None:
-            return 0, 0
-        return len(box.proposals.get(digest, ())), len(set(box.expected))
-
     async def propose(self, task_id: str, turn: int, model: str, digest: str, expected: Sequence[str],
-                      timeout_s: float) -> VoteOutcome:
-        """Wait until the vote on this call is settled; "run" or "refuse"."""
+                      timeout_s: float) -> Vote:
+        """Wait until the vote on this call is settled: "run" or "refuse", with the tally."""
         box = self._box(task_id, turn, expected)
+        outcome = await self._settle(box, model, digest, timeout_s)
+        return Vote(outcome, len(box.proposals[digest]), len(set(box.expected)))
+
+    async def _settle(self, box: _Box, model: str, digest: str, timeout_s: float) -> VoteOutcome:
         box.heard.add(model)
         box.proposals.setdefault(digest, set()).add(model)
         box.changed.set()
@@ -103,4 +108,4 @@ class VoteDesk:
         finally:
             box.waiting -= 1
             if box.waiting == 0 and box.heard >= set(box.expected):
-                self._boxes.pop((task_id, turn), None)
+                self._boxes.pop(box.key, None)

@@ -259,7 +259,7 @@ class SimFleet:
     def _tool_turn(self, protocol: Protocol, req: Mapping[str, Any], model: str, input_tokens: int) -> Reply | None:
         """A reply of a model offered tools (``tooluse.plan``); None to answer as without tools."""
         prompt, offered, history = read_tool_conversation(dict(req), protocol)
-        planned = plan(prompt, offered, history, self._tool_behaviours.get(model, "correct"))
+        planned = plan(prompt, offered, history, self._tool_behaviours.get(model, "correct"), model)
         if planned is None:
             return None
         self.tool_turns[model] = self.tool_turns.get(model, 0) + 1

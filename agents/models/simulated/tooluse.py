@@ -11,8 +11,10 @@ What the model does, by the prompt:
       tool: calculator {"expression": "{0} + {1}"}
 
   ``{k}`` is the value of the k-th result of the previous turn (its ``result`` or
-  ``value`` field, else its JSON). Calls of one turn are parallel calls. After the last
-  turn the model answers ``Answer: <value of the last turn's first result>``;
+  ``value`` field, else its JSON). Calls of one turn are parallel calls; a line
+  ``tool@<model>: ...`` is a call of that model only (models of one consensus task see
+  one prompt). After the last turn the model answers with the bare value of the last
+  turn's first result (a number parses as a number answer, a text as a text answer);
 - arithmetic, when ``calculator`` is offered: ``What is (A op B) op C?`` takes two turns
   (A op B, then that op C); ``What is A op B plus C op D?`` takes two parallel calls,
   then their sum; ``What is A op B?`` takes one call;
@@ -21,7 +23,7 @@ What the model does, by the prompt:
 After a turn with errors the model retries the same turn correctly when the errors are
 its own (``invalid arguments``, ``unknown tool``: it reads the message and fixes the
 call); otherwise (denied, refused, timeout, a tool failure) it gives up and answers
-``Answer: could not complete: <the error>``.
+``could not complete: <the error>``.
 
 Injectable misbehaviour per model (``SimFleet.set_tool_behaviour``):
 ``malformed`` (the first call renames every argument, a schema error), ``bad_json``
@@ -64,23 +66,23 @@ class Plan:
     answer: str | None = None
 
 
-_DIRECTIVE = re.compile(r"^\s*tool:\s*([A-Za-z0-9_\-]+)\s*(\{.*\})\s*$")
+_DIRECTIVE = re.compile(r"^\s*tool(?:@([A-Za-z0-9_.\-]+))?:\s*([A-Za-z0-9_\-]+)\s*(\{.*\})\s*$")
 _SEQUENTIAL = re.compile(r"What is \((-?\d+) ([+\-*]) (-?\d+)\) ([+\-*]) (-?\d+)\?")
 _PARALLEL = re.compile(r"What is (-?\d+) ([+\-*]) (-?\d+) plus (-?\d+) ([+\-*]) (-?\d+)\?")
 _SINGLE = re.compile(r"What is (-?\d+) ([+\-*]) (-?\d+)\? Answer with a number\.")
 
 
-def _steps(prompt: str, offered: Sequence[str]) -> list[list[tuple[str, str]]] | None:
-    """The turns of calls the prompt asks for (templates with {k}), or None for no tool use."""
+def _steps(prompt: str, offered: Sequence[str], model: str = "") -> list[list[tuple[str, str]]] | None:
+    """The turns of calls the prompt asks of ``model`` (templates with {k}), or None for no tool use."""
     lines = prompt.splitlines()
     if any(_DIRECTIVE.match(line) for line in lines):
         steps: list[list[tuple[str, str]]] = [[]]
         for line in lines:
             if line.strip().lower() == "then":
                 steps.append([])
-            elif m := _DIRECTIVE.match(line):
-                steps[-1].append((m[1], m[2]))
-        return [s for s in steps if s]
+            elif (m := _DIRECTIVE.match(line)) and m[1] in (None, model):
+                steps[-1].append((m[2], m[3]))
+        return [s for s in steps if s] or None
     if "calculator" not in offered:
         return None
     expr = lambda text: orjson.dumps({"expression": text}).decode()  # noqa: E731
@@ -133,9 +135,9 @@ def _misbehave(call: PlannedCall, behaviour: str) -> PlannedCall:
 
 
 def plan(prompt: str, offered: Sequence[str], history: Sequence[Sequence[PastCall]],
-         behaviour: str = "correct") -> Plan | None:
+         behaviour: str = "correct", model: str = "") -> Plan | None:
     """The model's next move: calls, or an answer; None when the prompt needs no tools."""
-    steps = _steps(prompt, offered)
+    steps = _steps(prompt, offered, model)
     if steps is None:
         return None
     if behaviour == "loop":
@@ -144,10 +146,10 @@ def plan(prompt: str, offered: Sequence[str], history: Sequence[Sequence[PastCal
     last = history[-1] if history else ()
     errors = [c for c in last if c.error]
     if errors and not all(c.content.startswith(CORRECTABLE_PREFIXES) for c in errors):
-        return Plan(answer=f"Answer: could not complete: {errors[0].content[:160]}")
+        return Plan(answer=f"could not complete: {errors[0].content[:160]}")
     step = len(done)
     if step >= len(steps):
-        return Plan(answer=f"Answer: {value_of(done[-1][0].content)}")
+        return Plan(answer=value_of(done[-1][0].content))
     previous = done[-1] if done else ()
     calls = tuple(PlannedCall(n, _fill(a, previous)) for n, a in steps[step])
     if not history and behaviour != "correct":
