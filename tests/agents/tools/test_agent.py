@@ -254,3 +254,24 @@ async def test_the_next_turn_is_sent_once_every_result_of_the_turn_is_in() -> No
 
 def test_ledger_keys_name_task_turn_and_call() -> None:
     assert ledger_key("t", 2, "d") == "t|2|d"
+
+
+import pytest  # noqa: E402
+
+from swarmstream.agents.tools.coordination import vote_outcome  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("proposers", "heard", "expected", "outcome"),
+    [
+        ({"a"}, {"a"}, ["a", "b", "c"], "wait"),  # b and c could still agree
+        ({"a"}, {"a", "b"}, ["a", "b", "c"], "wait"),  # c could still make it two
+        ({"a"}, {"a", "b", "c"}, ["a", "b", "c"], "refuse"),
+        ({"a", "b"}, {"a", "b"}, ["a", "b", "c"], "run"),
+        ({"a", "b"}, {"a", "b", "c", "d"}, ["a", "b", "c", "d"], "wait"),  # 2 of 4 is no majority
+        ({"a", "b", "c"}, {"a", "b", "c"}, ["a", "b", "c", "d"], "run"),
+        ({"a"}, {"a"}, ["a"], "run"),
+    ],
+)
+def test_vote_outcomes(proposers, heard, expected, outcome) -> None:
+    assert vote_outcome(proposers, heard, expected) == outcome
