@@ -268,7 +268,8 @@ from swarmstream.agents.tools.coordination import vote_outcome  # noqa: E402
         ({"a"}, {"a", "b"}, ["a", "b", "c"], "wait"),  # c could still make it two
         ({"a"}, {"a", "b", "c"}, ["a", "b", "c"], "refuse"),
         ({"a", "b"}, {"a", "b"}, ["a", "b", "c"], "run"),
-        ({"a", "b"}, {"a", "b", "c", "d"}, ["a", "b", "c", "d"], "wait"),  # 2 of 4 is no majority
+        ({"a", "b"}, {"a", "b"}, ["a", "b", "c", "d"], "wait"),  # 2 of 4 is no majority yet
+        ({"a", "b"}, {"a", "b", "c", "d"}, ["a", "b", "c", "d"], "refuse"),  # ... and never will be
         ({"a", "b", "c"}, {"a", "b", "c"}, ["a", "b", "c", "d"], "run"),
         ({"a"}, {"a"}, ["a"], "run"),
     ],
