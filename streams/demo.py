@@ -14,7 +14,7 @@ from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
-MODES = ("consensus", "chain", "select", "workflow")
+MODES = ("consensus", "chain", "select", "workflow", "tools")
 
 DEMO_WORKFLOW = "draft-critique-vote"
 """Workflow mode's built-in workflow (agents/workflows/workflows.yaml): a cheap draft, two critiques, a vote."""
@@ -102,6 +102,8 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
         progress = Progress(tasks, enabled=not quiet)
         if mode == "select":
             await submit_with_feedback(stack, demo_tasks(tasks), items, progress)
+        elif mode == "tools":
+            items.update(await submit_tool_tasks(stack, tasks))
         else:
             for item in demo_tasks(tasks):
                 request = to_request(item, mode="consensus" if mode == "workflow" else mode)
@@ -136,6 +138,8 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             summary["workflow"] = DEMO_WORKFLOW
             summary["steps"] = step_stats(items, {t: r for t, r in stack.client.received.items() if t in items})
             summary["model_accuracy"] = {}
+        if mode == "tools":
+            summary.update(await tool_stats(stack, items, {t: r for t, r in stack.client.received.items() if t in items}))
         if mode == "select":
             received = [r for t, r in stack.client.received.items() if t in items]
             picks: dict[str, int] = {}
@@ -145,6 +149,46 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             summary["model_accuracy"] = {}
     summary["wall_s"] = round(time.monotonic() - started, 2)
     return summary
+
+
+async def submit_tool_tasks(stack: Stack, n: int) -> dict[str, object]:
+    """Tool tasks (agents/tools/demo.py) as consensus tasks of the default models."""
+    from swarmstream.agents.tools.demo import to_tool_request, tool_demo_tasks
+
+    items: dict[str, object] = {}
+    for item in tool_demo_tasks(n):
+        request = to_tool_request(item, models=list(stack.catalog.default_consensus))
+        items[request.task_id] = item
+        await stack.client.submit(request, wait_ack=False)
+    await stack.client.flush()
+    return items
+
+
+async def tool_stats(stack: Stack, items: dict[str, object], results: dict[str, TaskResult]) -> dict[str, object]:
+    """Accuracy over the tasks that expect an answer, and the tool calls' audit in numbers."""
+    from aiokafka import AIOKafkaConsumer
+
+    from swarmstream.agents.tools.demo import audit_summary
+    from swarmstream.schemas.codec import codec
+    from swarmstream.schemas.models import AuditEvent
+    from swarmstream.streams.broker import bootstrap_servers, topic_partitions
+
+    answerable = {t: item for t, item in items.items() if getattr(item, "answer", None) is not None}
+    correct = sum(1 for t, item in answerable.items() if t in results and results[t].answer == item.answer)  # type: ignore[attr-defined]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(stack.broker_url), group_id=None,
+                                fetch_max_wait_ms=10)
+    await consumer.start()
+    events: list[AuditEvent] = []
+    try:  # every audit event is published with its call's result, so they are all there: read to the end
+        partitions = await topic_partitions(consumer, stack.settings.topics.audit)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while batch := await consumer.getmany(timeout_ms=500, max_records=10_000):
+            events += [e for rs in batch.values() for r in rs if isinstance(e := codec().decode(r.value), AuditEvent)]
+    finally:
+        await consumer.stop()
+    return {"accuracy": round(correct / len(answerable), 4) if answerable else 0.0,
+            "model_accuracy": {}, **audit_summary(events, set(items))}
 
 
 async def submit_with_feedback(stack: Stack, labelled: list[LabelledTask], items: dict[str, LabelledTask],
@@ -215,6 +259,11 @@ def render(summary: dict[str, object]) -> str:
     lines.append(f"  latency ms          p50 {lat['p50']:.0f}  p95 {lat['p95']:.0f}  p99 {lat['p99']:.0f}")
     lines.append(f"  cost                ${summary['cost_usd']:.6f}")
     lines.append(f"  statuses            {summary['statuses']}")
+    if "cache_hits" in summary:
+        lines.append(f"  tool calls / task   {summary['tool_calls_per_task']}")
+        lines.append(f"  executed            {summary['executed']}")
+        lines.append(f"  cache hits          {summary['cache_hits']} (shared or reused: not run again)")
+        lines.append(f"  denied              {summary['denied']}")
     if "picks" in summary:
         lines.append(f"  picks               {summary['picks']}")
     if "fallbacks" in summary:

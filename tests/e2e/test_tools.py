@@ -280,3 +280,16 @@ async def test_a_model_calls_a_tool_of_an_mcp_server(make_stack, tmp_path) -> No
             events = await audit_until(stack, wipe.task_id, lambda es: len(es) >= 1)
             assert (events[0].side_effect, events[0].decision) == ("dangerous", "awaiting_approval")
     assert sys.executable  # the server ran under this interpreter
+
+
+async def test_the_tools_demo_reports_accuracy_calls_denials_and_cache_hits(broker_url, monkeypatch) -> None:
+    from swarmstream.streams.demo import render, run_demo
+
+    monkeypatch.setenv("SWARM_BROKER", broker_url)
+    summary = await run_demo(tasks=10, mode="tools", quiet=True)
+
+    assert (summary["results"], summary["accuracy"]) == (10, 1.0)
+    assert summary["denied"] == 2 * 3  # two email tasks, three models each, under the no-email policy
+    assert summary["cache_hits"] > 0  # the models of a task share each call's execution
+    assert summary["tool_calls_per_task"] > 1
+    assert "cache hits" in render(summary)
