@@ -99,6 +99,13 @@ async def test_the_tool_loop_in_both_protocols(stack) -> None:
     events = await audit_until(stack, looping.task_id, lambda es: len(es) >= 2)
     assert len(events) == 2  # two identical calls ran (max_identical_calls); the third stopped the loop
 
+    # chain mode: the first link fails, the next one answers through the tool loop
+    chained = TaskRequest(prompt="What is (17 * 23) + 5? Use the calculator. Answer with a number.",
+                          answer_type="number", mode="chain", chain="two", tools=["calculator"], timeout_ms=15_000)
+    result = await result_of(stack, chained)
+    assert (result.status, result.answer, result.answered_by) == ("ok", "396", "fast-a")
+    assert [(a.model_id, a.failure_class) for a in result.attempts] == [("flaky", "server_error"), ("fast-a", None)]
+
 
 # --- permissions, approvals, timeouts, consensus, secrets: tools on a loopback service ---------
 
