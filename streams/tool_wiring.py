@@ -144,7 +144,7 @@ def wire_tools(topo: Any) -> None:
     async def import_mcp_tools() -> None:
         try:
             await ready()
-        except Exception:  # noqa: BLE001 - retried on the first call that needs the tools
+        except Exception:
             log.exception("importing MCP tools failed; retried when a task needs them")
 
     sources = {names.tool_calls, names.tool_results, names.approvals}

@@ -23,19 +23,38 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.tools import permissions
-from swarmstream.agents.tools.conversation import Conversation, turn_results, with_results
+from swarmstream.agents.tools.conversation import (
+    Conversation,
+    turn_results,
+    with_results,
+)
 from swarmstream.agents.tools.coordination import VoteDesk, ledger_key, majority
 from swarmstream.agents.tools.execution import Executor, Outcome
 from swarmstream.agents.tools.redaction import redact_arguments, redact_text
-from swarmstream.agents.tools.registry import PolicyConfig, Registry, SideEffect, ToolSpec
+from swarmstream.agents.tools.registry import (
+    PolicyConfig,
+    Registry,
+    SideEffect,
+    ToolSpec,
+)
 from swarmstream.agents.tools.turns import shown_arguments
-from swarmstream.agents.tools.validation import ArgumentError, parse_arguments, validate_arguments
+from swarmstream.agents.tools.validation import (
+    ArgumentError,
+    parse_arguments,
+    validate_arguments,
+)
 from swarmstream.agents.tools.windowing import budget_for, window
-from swarmstream.schemas.models import Approval, AuditEvent, ModelRequest, ToolCall, ToolResult, now_ms
-
-import orjson
+from swarmstream.schemas.models import (
+    Approval,
+    AuditEvent,
+    ModelRequest,
+    ToolCall,
+    ToolResult,
+    now_ms,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
-
 from swarmstream.agents.tools.builtin import COUNTRIES, convert
 from swarmstream.schemas.models import AuditEvent, TaskRequest, now_ms
 

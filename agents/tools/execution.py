@@ -21,10 +21,16 @@ from typing import Any
 
 import httpx
 import orjson
-
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.tools import mcp
-from swarmstream.agents.tools.registry import HttpHandler, McpHandler, PythonHandler, Registry, ToolSpec, import_callable
+from swarmstream.agents.tools.registry import (
+    HttpHandler,
+    McpHandler,
+    PythonHandler,
+    Registry,
+    ToolSpec,
+    import_callable,
+)
 from swarmstream.agents.tools.validation import OutputError, validate_output
 
 MAX_CONTENT_CHARS = 64_000

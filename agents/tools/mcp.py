@@ -19,8 +19,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
-
-from swarmstream.agents.tools.registry import McpHandler, McpServerConfig, Registry, SideEffect, ToolSpec
+from swarmstream.agents.tools.registry import (
+    McpHandler,
+    McpServerConfig,
+    Registry,
+    SideEffect,
+    ToolSpec,
+)
 
 
 class McpToolError(RuntimeError):

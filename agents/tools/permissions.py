@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from swarmstream.agents.tools.registry import ArgumentRule, PolicyConfig, RateLimit, SideEffect, ToolSpec
+from swarmstream.agents.tools.registry import (
+    ArgumentRule,
+    PolicyConfig,
+    RateLimit,
+    SideEffect,
+    ToolSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -110,9 +116,8 @@ def check_argument(path: str, rule: ArgumentRule, arguments: Mapping[str, Any]) 
         return None
     values = value if isinstance(value, list) else [value]
     for item in values:
-        if rule.path_prefixes is not None:
-            if not isinstance(item, str) or not path_within(item, rule.path_prefixes):
-                return f"argument {path} = {item!r} is outside the allowed paths ({', '.join(rule.path_prefixes)})"
+        if rule.path_prefixes is not None and (not isinstance(item, str) or not path_within(item, rule.path_prefixes)):
+            return f"argument {path} = {item!r} is outside the allowed paths ({', '.join(rule.path_prefixes)})"
         if rule.hosts is not None:
             host = host_of(item) if isinstance(item, str) else None
             if host is None or not host_allowed(host, rule.hosts):

@@ -17,6 +17,7 @@ the call; nothing else is ever built from them unredacted.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -38,7 +39,7 @@ _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 def is_secret_key(key: str) -> bool:
     words = [w.lower() for w in _WORD.findall(key)]
-    return any(w in SECRET_WORDS for w in words) or any(pair in SECRET_PAIRS for pair in zip(words, words[1:]))
+    return any(w in SECRET_WORDS for w in words) or any(pair in SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
 SECRET_VALUE = re.compile(

@@ -30,8 +30,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
-
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from swarmstream.agents.configfile import format_validation_error, read_yaml_mapping
 
 DEFAULT_TOOLS_PATH = Path(__file__).with_name("tools.yaml")

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from swarmstream.agents.tools.conversation import (
     Conversation,
     LoopLimits,
@@ -26,8 +27,6 @@ from swarmstream.agents.tools.redaction import redact_arguments, redact_text
 from swarmstream.agents.tools.registry import Registry
 from swarmstream.agents.tools.validation import call_digest, canonical
 from swarmstream.schemas.models import ModelRequest, TaskRequest, ToolCall, now_ms
-
-import orjson
 
 
 class UnknownToolsError(LookupError):

@@ -14,11 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Approval, AuditEvent, Record, TaskRequest, TaskResult, ToolResult, now_ms
+from swarmstream.schemas.models import (
+    Approval,
+    AuditEvent,
+    Record,
+    TaskRequest,
+    TaskResult,
+    ToolResult,
+    now_ms,
+)
+
 from tests.agents.tools.service import ToolService, http_tool, write_tools_file
-from tests.conftest import read_topic, wait_for
+from tests.conftest import read_topic
 
 
 def tool_task(prompt: str, model: str = "tool-a", *, tools: tuple[str, ...] = ("calculator",),

@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 import orjson
-
 from swarmstream.agents.models.failures import (
     FailureClass,
     ProviderError,

@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Protocol
 
 import httpx
 import orjson
-
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import RawResponse, post_json

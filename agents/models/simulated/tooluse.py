@@ -85,7 +85,7 @@ def _steps(prompt: str, offered: Sequence[str], model: str = "") -> list[list[tu
         return [s for s in steps if s] or None
     if "calculator" not in offered:
         return None
-    expr = lambda text: orjson.dumps({"expression": text}).decode()  # noqa: E731
+    expr = lambda text: orjson.dumps({"expression": text}).decode()
     if m := _SEQUENTIAL.search(prompt):
         return [[("calculator", expr(f"{m[1]} {m[2]} {m[3]}"))], [("calculator", expr(f"{{0}} {m[4]} {m[5]}"))]]
     if m := _PARALLEL.search(prompt):

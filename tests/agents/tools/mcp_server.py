@@ -45,7 +45,7 @@ def free_port() -> int:
 async def start_http_server(timeout_s: float = 30.0) -> AsyncIterator[str]:
     """Run this server over streamable HTTP in a child process; yields its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--http", str(port)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, __file__, "--http", str(port)], stdout=subprocess.DEVNULL,  # noqa: ASYNC220
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout_s

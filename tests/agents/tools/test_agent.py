@@ -9,13 +9,19 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-
 from swarmstream.agents.ports import InputMessage
 from swarmstream.agents.tools.agent import ApprovalDesk, ConversationKeeper, ToolRunner
 from swarmstream.agents.tools.conversation import Conversation
 from swarmstream.agents.tools.coordination import ledger_key
 from swarmstream.agents.tools.execution import Executor
-from swarmstream.agents.tools.registry import Limits, PolicyConfig, PythonHandler, Registry, SideEffect, ToolSpec
+from swarmstream.agents.tools.registry import (
+    Limits,
+    PolicyConfig,
+    PythonHandler,
+    Registry,
+    SideEffect,
+    ToolSpec,
+)
 from swarmstream.agents.tools.validation import call_digest
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import (
@@ -256,9 +262,8 @@ def test_ledger_keys_name_task_turn_and_call() -> None:
     assert ledger_key("t", 2, "d") == "t|2|d"
 
 
-import pytest  # noqa: E402
-
-from swarmstream.agents.tools.coordination import vote_outcome  # noqa: E402
+import pytest
+from swarmstream.agents.tools.coordination import vote_outcome
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
-from swarmstream.agents.tools.builtin import CalculatorError, calculator, convert_units, evaluate, lookup, send_email
+from swarmstream.agents.tools.builtin import (
+    CalculatorError,
+    calculator,
+    convert_units,
+    evaluate,
+    lookup,
+    send_email,
+)
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import pytest
-
-from swarmstream.agents.tools.permissions import RateLimiter, decide, host_allowed, path_within
-from swarmstream.agents.tools.registry import ArgumentRule, PolicyConfig, PythonHandler, RateLimit, SideEffect, ToolSpec
+from swarmstream.agents.tools.permissions import (
+    RateLimiter,
+    decide,
+    host_allowed,
+    path_within,
+)
+from swarmstream.agents.tools.registry import (
+    ArgumentRule,
+    PolicyConfig,
+    PythonHandler,
+    RateLimit,
+    SideEffect,
+    ToolSpec,
+)
 
 
 def spec(name: str = "files", side_effect: SideEffect = SideEffect.READ) -> ToolSpec:

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
 from swarmstream.agents.models.catalog import ModelSpec, SimProfile
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
-from swarmstream.agents.models.providers.anthropic import build_messages_body, parse_message
+from swarmstream.agents.models.providers.anthropic import (
+    build_messages_body,
+    parse_message,
+)
 from swarmstream.agents.models.providers.base import ChatRequest
-from swarmstream.agents.models.providers.openai import build_chat_body, parse_chat_completion
+from swarmstream.agents.models.providers.openai import (
+    build_chat_body,
+    parse_chat_completion,
+)
 from swarmstream.agents.models.simulated.fleet import SimFleet
 from swarmstream.agents.models.simulated.tooluse import PastCall, plan
 from swarmstream.agents.tools.builtin import calculator

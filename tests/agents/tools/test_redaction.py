@@ -7,10 +7,14 @@ import logging
 
 import orjson
 import pytest
-
 from swarmstream.agents.ports import InputMessage
-from swarmstream.agents.tools.redaction import is_secret_key, redact_arguments, redact_text
+from swarmstream.agents.tools.redaction import (
+    is_secret_key,
+    redact_arguments,
+    redact_text,
+)
 from swarmstream.schemas.codec import codec
+
 from tests.agents.tools.test_agent import make_runner, tool_call
 
 

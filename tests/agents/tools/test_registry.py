@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from swarmstream.agents.tools.registry import (
     DEFAULT_TOOLS_PATH,
     HttpHandler,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from swarmstream.agents.tools.builtin import calculator
 from swarmstream.agents.tools.registry import TOOL_ATTRIBUTE
 from swarmstream.agents.tools.validation import (
