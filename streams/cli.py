@@ -78,6 +78,7 @@ def cmd_sim_fleet(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from swarmstream.schemas.models import TaskRequest
+    from swarmstream.streams.app import aiokafka_security
     from swarmstream.streams.client import SwarmClient
 
     settings = _settings()
@@ -94,7 +95,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
 
     async def go() -> int:
-        async with SwarmClient(settings.broker, topics=settings.topics) as client:
+        async with SwarmClient(settings.broker, topics=settings.topics, security=aiokafka_security(settings)) as client:
             task_id = await client.submit(task)
             print(task_id, flush=True)
             if args.wait:
@@ -106,6 +107,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from swarmstream.streams.app import aiokafka_security
     from swarmstream.streams.client import SwarmClient
 
     settings = _settings()
@@ -114,7 +116,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 2
 
     async def go() -> int:
-        async with SwarmClient(settings.broker, topics=settings.topics, from_beginning=True) as client:
+        async with SwarmClient(settings.broker, topics=settings.topics, from_beginning=True,
+                               security=aiokafka_security(settings)) as client:
             stream = client.results()
             while True:
                 try:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Feedback, TaskRequest, TaskResult
 from swarmstream.streams.broker import bootstrap_servers, topic_partitions
@@ -26,8 +25,11 @@ from swarmstream.streams.settings import TopicNames
 
 
 class SwarmClient:
-    def __init__(self, broker: str, *, topics: TopicNames | None = None, from_beginning: bool = False) -> None:
+    def __init__(self, broker: str, *, topics: TopicNames | None = None, from_beginning: bool = False,
+                 security: Mapping[str, Any] | None = None) -> None:
+        """``security``: SASL/TLS keyword arguments for aiokafka (``streams.app.aiokafka_security``)."""
         self._servers = bootstrap_servers(broker)
+        self._security = dict(security or {})
         self.topics = topics or TopicNames()
         self._from_beginning = from_beginning
         self._producer: AIOKafkaProducer | None = None
@@ -39,9 +41,11 @@ class SwarmClient:
         self.duplicates = 0
 
     async def start(self) -> SwarmClient:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._servers, acks="all", linger_ms=0)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._servers, acks="all", linger_ms=0,
+                                          **self._security)
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, group_id=None, fetch_max_wait_ms=10)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, group_id=None, fetch_max_wait_ms=10,
+                                          **self._security)
         await self._consumer.start()
         partitions = await topic_partitions(self._consumer, self.topics.results)
         if not partitions:

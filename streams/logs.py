@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Record
 from swarmstream.streams.broker import topic_partitions
-
 
 LOG_FETCH_WAIT_MS = 100
 """Breakers and stats may learn a call's outcome up to this late. At 10 ms this
@@ -27,10 +26,11 @@ consumer's idle fetching cost ~5% of the worker's CPU (bench pipeline); a breake
 that opens 0.1 s later lets a few more calls through to a failing model."""
 
 
-async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], None]]) -> None:
+async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], None]],
+                      security: Mapping[str, Any] | None = None) -> None:
     """Apply every record of each topic to its handler, in log order, forever."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=LOG_FETCH_WAIT_MS,
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, **(security or {}))
     await consumer.start()
     try:
         tps = [tp for topic in handlers for tp in await topic_partitions(consumer, topic, timeout_s=3600)]

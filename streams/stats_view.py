@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.schemas.codec import DecodeError, codec
@@ -24,8 +24,10 @@ from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.settings import Settings
 
 
-async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5) -> list[tuple[bytes | None, bytes | None]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
+async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5,
+                   security: Mapping[str, Any] | None = None) -> list[tuple[bytes | None, bytes | None]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10,
+                                **(security or {}))
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topic, timeout_s=2.0)
@@ -60,12 +62,14 @@ def fold_table(records: list[tuple[bytes | None, bytes | None]]) -> dict[str, An
 
 async def collect(settings: Settings) -> dict[str, Any]:
     from swarmstream.agents.models.catalog import load_catalog
+    from swarmstream.streams.app import aiokafka_security
     from swarmstream.streams.topology import chains_for
 
+    security = aiokafka_security(settings)
     chains_raw, calls_raw, quality_raw = await asyncio.gather(
-        read_all(settings.broker, f"{settings.app_id}-chain-metrics-changelog"),
-        read_all(settings.broker, settings.topics.calls),
-        read_all(settings.broker, settings.topics.quality),
+        read_all(settings.broker, f"{settings.app_id}-chain-metrics-changelog", security=security),
+        read_all(settings.broker, settings.topics.calls, security=security),
+        read_all(settings.broker, settings.topics.quality, security=security),
     )
     chains: dict[str, dict[str, int]] = defaultdict(dict)
     for key, counts in fold_table(chains_raw).items():

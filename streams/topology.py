@@ -269,7 +269,8 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
 
     @app.task  # type: ignore[misc]
     async def replicated_logs() -> None:
-        await follow_logs(app.swarm_bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality})
+        await follow_logs(app.swarm_bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality},
+                          security=app.swarm_kafka_security)
 
     sources = {names.tasks, names.select, names.feedback, names.delays, names.responses, names.failures,
                *(names.model(m) for m in catalog.models)}
