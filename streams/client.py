@@ -75,10 +75,12 @@ class SwarmClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def submit(self, task: TaskRequest, *, wait_ack: bool = True) -> str:
-        """Publish a task; returns its id once the broker has it (or at once with ``wait_ack=False``)."""
+    async def submit(self, task: TaskRequest, *, wait_ack: bool = True, headers: Mapping[str, bytes] | None = None) -> str:
+        """Publish a task; returns its id once the broker has it (or at once with ``wait_ack=False``).
+        ``headers``: for example a ``traceparent`` (``streams.tracing.inject()``), carried to the result."""
         assert self._producer is not None, "call start() first"
-        fut = await self._producer.send(self.topics.tasks, codec().encode(task), key=task.task_id.encode())
+        fut = await self._producer.send(self.topics.tasks, codec().encode(task), key=task.task_id.encode(),
+                                        headers=list(headers.items()) if headers else None)
         if wait_ack:
             await fut
         return task.task_id

@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from swarmstream.agents.ports import InputMessage
+from swarmstream.streams import tracing
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,11 @@ class _Slot:
         self.done = False
 
 
-async def run_in_order(stream: Any, handler: Handler, *, max_in_flight: int, name: str) -> None:
-    """Drive ``handler`` over a Faust stream with up to ``max_in_flight`` events at once."""
+async def run_in_order(stream: Any, handler: Handler, *, max_in_flight: int, name: str, traced: bool = False) -> None:
+    """Drive ``handler`` over a Faust stream with up to ``max_in_flight`` events at once.
+
+    ``traced``: each event is handled inside an OpenTelemetry span, child of the context its
+    headers carry, so what the handler emits carries the trace on (``streams/tracing.py``)."""
     limit = asyncio.Semaphore(max_in_flight)
     queues: dict[Any, deque[_Slot]] = {}
     tasks: set[asyncio.Task[None]] = set()
@@ -83,7 +87,12 @@ async def run_in_order(stream: Any, handler: Handler, *, max_in_flight: int, nam
         writes: list[Any] = []
         _table_writes.set(writes)  # this task's own context: only its writes land here
         try:
-            await handler(message)
+            if traced:
+                with tracing.span(name, message.headers, topic=message.topic, partition=message.partition,
+                                  offset=message.offset):
+                    await handler(message)
+            else:
+                await handler(message)
             if writes:
                 await asyncio.gather(*writes)
         except asyncio.CancelledError:

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # -- operating: metrics, logs, a managed cluster (deploy/README.md) ----------------------
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus endpoint of each worker; 0 = off")
     log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line (streams/jsonlog.py)")
+    tracing: bool = Field(
+        False, description="an OpenTelemetry span per handled event, the trace context carried on every event a worker "
+        "writes (streams/tracing.py; needs opentelemetry, spans are recorded when an SDK tracer provider is configured)"
+    )
     broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="how workers and clients talk to the cluster")
     broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(

@@ -45,6 +45,7 @@ from swarmstream.agents.stats.feedback import FeedbackRecorder
 from swarmstream.agents.taskstate import Finisher, State, overdue
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
+from swarmstream.streams import tracing
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.transport import reseek_to_committed
@@ -111,6 +112,8 @@ class Topology:
     pool: ClientPool = field(default_factory=ClientPool)
 
     async def emit(self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None) -> None:
+        if self.settings.tracing:
+            headers = tracing.inject(headers)
         fut = await self.app.producer.send(
             topic, key.encode(), codec().encode(record), None, None, list((headers or {}).items())
         )
@@ -123,7 +126,7 @@ class Topology:
 
     def wire(self, name: str, channel: faust.TopicT, handler: Handler, max_in_flight: int) -> None:
         async def agent(stream: Any) -> None:
-            await run_in_order(stream, handler, max_in_flight=max_in_flight, name=name)
+            await run_in_order(stream, handler, max_in_flight=max_in_flight, name=name, traced=self.settings.tracing)
 
         self.app.agent(channel, name=name)(agent)
 
