@@ -98,7 +98,9 @@ async def run_in_order(stream: Any, handler: Handler, *, max_in_flight: int, nam
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s: handler failed on %s[%d]@%d", name, message.topic, message.partition, message.offset)
+            log.exception("%s: handler failed on %s[%d]@%d", name, message.topic, message.partition, message.offset,
+                          extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                                 "task_id": (message.key or b"").decode("utf-8", "replace")})
         finally:
             slot.done = True
             limit.release()
