@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
     consensus_expires_s: int = Field(7200, gt=0, description="how long a finished task's dedupe record lives")
     intake_in_flight: int = Field(256, ge=1)
+    dedupe_model_calls: bool = Field(
+        True, description="skip a redelivered model request whose outcome the task state already counts"
+    )
     strategies: dict[str, str] = Field(
         default_factory=dict,
         description='custom aggregation strategies, JSON name -> "package.module:function"; tasks name them in `strategy`',

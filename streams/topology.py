@@ -36,6 +36,7 @@ from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.chains import ChainsConfig, ChainsError, load_chains
 from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.catalog import Catalog
+from swarmstream.agents.models.dedupe import outcome_counted
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.selection.agent import Selector
@@ -214,6 +215,10 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
             failures_topic=names.failures,
             dead_letter_topic=names.dead_letters,
             calls_topic=names.calls,
+            outcome_counted=(
+                (lambda r: outcome_counted(store.get(r.task.task_id, r.task.created_ms), r.model_id, r.attempt))
+                if settings.dedupe_model_calls else None
+            ),
         )
         topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
 

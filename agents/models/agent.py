@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarmstream.agents.models.failures import FailureClass, ProviderError
@@ -49,7 +50,11 @@ class ModelCaller:
         dead_letter_topic: str,
         calls_topic: str | None = None,
         tools: ToolTurns | None = None,
+        outcome_counted: Callable[[ModelRequest], bool] | None = None,
     ) -> None:
+        """``outcome_counted``: whether the task state already counts this request's step
+        (``agents/models/dedupe.py``); such a request, redelivered after a crash, is
+        acked without a call."""
         self._provider = provider
         self._emit = emit
         self._responses = responses_topic
@@ -58,11 +63,30 @@ class ModelCaller:
         self._calls = calls_topic
         self._tools = tools
         self._stops = {}
+        self._counted = outcome_counted
+        self._calling: dict[tuple[str, str, int, int], asyncio.Future[None]] = {}
 
     async def handle(self, message: InputMessage) -> None:
         request = await self._dead.decode(message, ModelRequest)
         if request is None:
             return
+        if self._counted is not None and self._counted(request):
+            return  # redelivered after a crash: the task state already has this step's outcome
+        step = (request.task.task_id, request.model_id, request.attempt, request.turn)
+        running = self._calling.get(step)
+        if running is not None:
+            # The same request read again (a re-read after a rebalance) while its call runs:
+            # wait for that call's outcome, so this event is not acked before it.
+            await asyncio.shield(running)
+            return
+        self._calling[step] = running = asyncio.get_running_loop().create_future()
+        try:
+            await self._call_and_emit(request)
+        finally:
+            del self._calling[step]
+            running.set_result(None)
+
+    async def _call_and_emit(self, request: ModelRequest) -> None:
         outcome = await self.call(request)
         if isinstance(outcome, ToolTurn):
             assert self._tools is not None
