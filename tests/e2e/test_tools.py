@@ -262,7 +262,9 @@ async def test_a_worker_killed_after_a_tool_ran_does_not_run_it_again(make_stack
         stack.start_worker()
         events = await audit_until(stack, write.task_id, lambda es: any(e.decision == "reused" for e in es),
                                    timeout_s=60)
-        assert [e.decision for e in events] == ["allowed", "reused"]
+        decisions = [e.decision for e in events]
+        # a rebalance during the restart may redeliver it more than once: every time from the ledger
+        assert decisions[0] == "allowed" and set(decisions[1:]) == {"reused"}, decisions
         assert service.calls["record"] == 1  # redelivered, found in the ledger, not run again
 
         approval = Approval(task_id=holder.task_id, tool="notify", approver="ada", at_ms=now_ms())
