@@ -30,6 +30,12 @@ changelogs and goes on. Measured, per variant:
   unless a record was lost on the way;
 - ``calls_in_flight_at_kill``: the slow model's calls the fleet had started and
   not answered when the kill landed.
+
+The bench runs each kill moment twice, with the model-call dedupe on (the default,
+``agents/models/dedupe.py``) and off (``SWARM_DEDUPE_MODEL_CALLS=false``): the
+top-level numbers are the runs with it on, summed over both moments, and
+``repeated_model_calls_without_dedupe`` the same sum with it off. Each run draws its
+own kill moment, so compare the sums, not single runs.
 """
 
 from __future__ import annotations
@@ -313,24 +319,30 @@ async def _run(*, quick: bool) -> dict[str, Any]:
         fleet = Path(tmp) / "fleet.yaml"
         fleet.write_text(BENCH_FLEET)
         for kill_at in ("random", "after_commit"):
-            settings = unique_settings(Settings(models=fleet), data_dir=Path(tmp) / kill_at)
-            async with running_stack(settings, workers=1, log_dir=Path(tmp)) as stack:
-                report = await crash_run(stack, tasks=tasks, models=["slow", "quick"], kill_at=kill_at, seed=seed)
-            reports[kill_at] = report.to_dict()
+            for dedupe in (True, False):
+                settings = unique_settings(Settings(models=fleet), data_dir=Path(tmp) / kill_at,
+                                           dedupe_model_calls=dedupe)
+                async with running_stack(settings, workers=1, log_dir=Path(tmp)) as stack:
+                    report = await crash_run(stack, tasks=tasks, models=["slow", "quick"], kill_at=kill_at,
+                                             seed=seed)
+                reports[kill_at if dedupe else f"{kill_at}, no dedupe"] = report.to_dict()
+    deduped = [r for name, r in reports.items() if "no dedupe" not in name]
     keys = ("tasks", "results", "lost", "duplicate_results", "repeated_model_calls", "swept")
     return {
-        **{key: sum(r[key] for r in reports.values()) for key in keys},  # both runs together
-        "runs": len(reports),
+        **{key: sum(r[key] for r in deduped) for key in keys},  # both kill moments, dedupe on (the default)
+        "repeated_model_calls_without_dedupe": sum(r["repeated_model_calls"] for name, r in reports.items()
+                                                   if "no dedupe" in name),
+        "runs": len(deduped),
         "tasks_per_run": tasks,
         "variants": reports,
     }
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = [f"crash: {result['runs']} runs of {result['tasks_per_run']} tasks, 2 workers, one killed (SIGKILL)",
-             f"{'kill':<14}{'results':>9}{'lost':>6}{'dup results':>13}{'repeated calls':>16}{'swept':>7}"
+    lines = [f"crash: {result['tasks_per_run']} tasks a run, 2 workers, one killed (SIGKILL)",
+             f"{'kill':<24}{'results':>9}{'lost':>6}{'dup results':>13}{'repeated calls':>16}{'swept':>7}"
              f"{'in flight':>11}{'s':>7}"]
     for name, r in result["variants"].items():
-        lines.append(f"{name:<14}{r['results']:>9}{r['lost']:>6}{r['duplicate_results']:>13}"
+        lines.append(f"{name:<24}{r['results']:>9}{r['lost']:>6}{r['duplicate_results']:>13}"
                      f"{r['repeated_model_calls']:>16}{r['swept']:>7}{r['calls_in_flight_at_kill']:>11}{r['seconds']:>7}")
     return "\n".join(lines)
