@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 AnswerType = Literal["label", "number", "json", "text"]
 Mode = Literal["consensus", "single", "chain", "select"]
 ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded", "cycle_detected",
-                       "tool_loop", "max_turns", "max_tool_calls"]
+                       "tool_loop", "max_turns", "max_tool_calls", "rejected"]
 
 MAX_PROMPT_CHARS = 1_000_000
 """A prompt larger than this is refused at intake: no model takes ~250k tokens, and

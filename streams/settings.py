@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "agents" / "models" / "models.yaml"
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
     consensus_expires_s: int = Field(7200, gt=0, description="how long a finished task's dedupe record lives")
     intake_in_flight: int = Field(256, ge=1)
+    shed_soft_lag: int = Field(
+        5_000, ge=0, description="requests waiting on one partition of a model's topic past which intake slows; 0: off"
+    )
+    shed_hard_lag: int = Field(
+        50_000, ge=1, description="past this many, a new task asking that model ends at once as `rejected`"
+    )
+    shed_max_delay_ms: int = Field(1_000, ge=0, description="intake's wait per task just under the hard limit")
     dedupe_model_calls: bool = Field(
         True, description="skip a redelivered model request whose outcome the task state already counts"
     )
@@ -79,6 +86,13 @@ class Settings(BaseSettings):
     broker_sasl_username: str | None = None
     broker_sasl_password: SecretStr | None = Field(None, description="never logged, never on a topic")
     broker_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL; empty = the system's")
+
+    @model_validator(mode="after")
+    def _shed_limits(self) -> Settings:
+        if self.shed_soft_lag and self.shed_hard_lag <= self.shed_soft_lag:
+            raise ValueError(f"SWARM_SHED_HARD_LAG ({self.shed_hard_lag}) must be above SWARM_SHED_SOFT_LAG "
+                             f"({self.shed_soft_lag}); set SWARM_SHED_SOFT_LAG=0 to turn load shedding off")
+        return self
 
     @field_validator("broker")
     @classmethod

@@ -31,6 +31,7 @@ import faust
 from swarmstream.agents.consensus.agent import ConsensusJoiner
 from swarmstream.agents.consensus.strategies import load_custom
 from swarmstream.agents.dispatch.agent import Dispatcher
+from swarmstream.agents.dispatch.shedding import Admission, CachedLag, SheddingLimits, admit
 from swarmstream.agents.fallback.agent import ChainRunner, DelayLine
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.chains import ChainsConfig, ChainsError, load_chains
@@ -49,7 +50,7 @@ from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
 from swarmstream.streams import tracing
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.logs import follow_logs
-from swarmstream.streams.transport import reseek_to_committed
+from swarmstream.streams.transport import local_lag, reseek_to_committed
 from swarmstream.streams.inflight import Handler, run_in_order, track_table_write
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 
@@ -204,6 +205,8 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         chains=chains,
         select_topic=names.select,
         reliability=book.reliability,
+        shedding=shedding(app, settings),
+        finisher=finisher,
     )
     topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
 
@@ -297,6 +300,17 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     from swarmstream.streams.tool_wiring import wire_tools  # imports this module: wired last
     wire_tools(topo)
     return topo
+
+
+def shedding(app: faust.App, settings: Settings) -> Callable[[list[str], int], Admission] | None:
+    """Intake's load shedding (``agents/dispatch/shedding.py``), lags read from this worker's
+    consumer at most every 250 ms per model topic partition."""
+    limits = SheddingLimits(settings.shed_soft_lag, settings.shed_hard_lag, settings.shed_max_delay_ms)
+    if not limits.enabled:
+        return None
+    lag = CachedLag(read=lambda model, partition: local_lag(app, settings.topics.model(model), partition),
+                    clock_ms=now_ms)
+    return lambda models, partition: admit(lag.lags(models, partition), models, limits)
 
 
 def _fold_call(board: CircuitBoard, book: ModelBook) -> Callable[[Any], None]:

@@ -33,6 +33,7 @@ from typing import Any
 import aiokafka
 from aiokafka import TopicPartition
 from faust.transport import drivers
+from faust.types import TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,24 @@ class Consumer(faust_aiokafka.Consumer):
             await self.seek_wait({tp: offset})
         except Exception as exc:  # revoked meanwhile: its next owner reads from the commit
             log.info("re-read of %s[%d] from %d skipped: %r", tp.topic, tp.partition, offset, exc)
+
+
+def local_lag(app: Any, topic: str, partition: int) -> int | None:
+    """Records of ``topic[partition]`` after the group's committed offset, from what this
+    worker's consumer already knows (the last fetch's high watermark): no I/O. None when
+    the partition is not this worker's or not fetched yet."""
+    consumer = app.consumer
+    tp = TP(topic, partition)
+    try:
+        high = consumer.highwater(tp)
+    except Exception:  # not assigned here
+        return None
+    done = consumer._committed_offset.get(tp)
+    if done is None:
+        done = getattr(consumer, "swarm_floors", {}).get(tp)
+    if high is None or done is None:
+        return None
+    return max(int(high) - int(done), 0)
 
 
 class Transport(faust_aiokafka.Transport):

@@ -14,15 +14,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from swarmstream.agents.consensus.agent import Reliability
 from swarmstream.agents.consensus.join import open_task
-from swarmstream.agents.dispatch.intake import InvalidTask, plan_task
+from swarmstream.agents.dispatch.intake import InvalidTask, Plan, plan_task
+from swarmstream.agents.dispatch.shedding import Action, Admission
 from swarmstream.agents.fallback.agent import ChainRunner
 from swarmstream.agents.fallback.chains import UnknownChainError
 from swarmstream.agents.selection.features import classify_category
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
-from swarmstream.agents.taskstate import TaskStore
+from swarmstream.agents.taskstate import Finisher, TaskStore
 from swarmstream.agents.workflows.dsl import UnknownWorkflowError
 from swarmstream.schemas.codec import DecodeError, decode_task
-from swarmstream.schemas.models import ModelRequest, TaskRequest
+from swarmstream.schemas.models import ModelRequest, TaskRequest, TaskResult, now_ms
 
 
 class Dispatcher:
@@ -38,7 +39,11 @@ class Dispatcher:
         chains: ChainRunner | None = None,
         select_topic: str | None = None,
         reliability: Reliability = lambda models, category: {},
+        shedding: Callable[[list[str], int], Admission] | None = None,
+        finisher: Finisher | None = None,
     ) -> None:
+        """``shedding`` (models, partition) -> what to do with a new task when its models'
+        topics back up (``shedding.py``); a rejected task ends through ``finisher``."""
         self._emit = emit
         self._store = store
         self._model_topic = model_topic
@@ -48,6 +53,8 @@ class Dispatcher:
         self._chains = chains
         self._select_topic = select_topic
         self._reliability = reliability
+        self._shedding = shedding
+        self._finisher = finisher
         self._workflows: Callable[[TaskRequest], Awaitable[None]] | None = None
 
     def route_workflows(self, open_workflow: Callable[[TaskRequest], Awaitable[None]]) -> None:
@@ -82,6 +89,8 @@ class Dispatcher:
             return
         state = self._store.get(task.task_id, task.created_ms)
         if state is None:
+            if await self._shed(task, plan, message.partition):
+                return
             state = open_task(task, order=plan.order, asked=plan.ask, deadline_ms=plan.deadline_ms)
             self._store.set(task.task_id, task.created_ms, state)
         elif state["done"]:
@@ -98,6 +107,22 @@ class Dispatcher:
                 if model not in state["answers"] and model not in state["failures"]
             )
         )
+
+    async def _shed(self, task: TaskRequest, plan: Plan, partition: int) -> bool:
+        """Slow down or refuse a new task whose models are backed up; True when refused
+        (its one result, ``rejected`` with the reason, is published and the task done)."""
+        if self._shedding is None:
+            return False
+        decision = self._shedding(plan.ask, partition)
+        if decision.action is Action.SLOW:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        elif decision.action is Action.REJECT and self._finisher is not None:
+            state = open_task(task, order=plan.order, asked=[], deadline_ms=plan.deadline_ms)
+            await self._finisher.finish(state, TaskResult(
+                task_id=task.task_id, status="rejected", mode=task.mode, reason=decision.reason,
+                created_ms=task.created_ms, completed_ms=now_ms()))
+            return True
+        return False
 
     async def _open_select(self, task: TaskRequest) -> None:
         """Open the task here (keyed by task), then hand it to the selector (keyed by tenant)."""
