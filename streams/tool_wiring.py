@@ -6,6 +6,8 @@
     swarm.tool-results ──► tool-results: the turn's results (conversation table) ──► swarm.model.<id> (next turn)
     swarm.approvals ──► approvals (table) ──► wakes the calls waiting for them
 
+The model-call agents ``build()`` wired are made tool-aware (``ModelCaller.enable_tools``).
+
 Tables (changelog-backed, written only by the owner of the task's partition, all keyed
 so that a task's entries follow its partition): ``tool-ledger`` (task|turn|digest ->
 the executed call's outcome), ``tool-conversations`` (task|model -> the turn in
@@ -22,7 +24,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from swarmstream.agents.models.agent import ModelCaller
-from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.tools.agent import ApprovalDesk, ConversationKeeper, ToolRunner
 from swarmstream.agents.tools.execution import Executor
 from swarmstream.agents.tools.mcp import import_server_tools
@@ -100,6 +101,15 @@ def mcp_import_once(registry: Registry) -> Any:
     return ready
 
 
+def model_caller_of(agent: Any) -> ModelCaller | None:
+    """The ModelCaller whose ``handle`` an agent made by ``Topology.wire`` drives."""
+    for cell in getattr(getattr(agent, "fun", None), "__closure__", None) or ():
+        owner = getattr(cell.cell_contents, "__self__", None)
+        if isinstance(owner, ModelCaller):
+            return owner
+    return None
+
+
 def wire_tools(topo: Any) -> None:
     """Declare the tool topics' agents and tables on ``topo`` (a ``streams.topology.Topology``)."""
     from swarmstream.streams.topology import durable
@@ -111,19 +121,15 @@ def wire_tools(topo: Any) -> None:
     ready = mcp_import_once(registry)
     turns = ToolTurns(registry, tool_calls_topic=names.tool_calls, ready=ready)
 
-    # build() made its model callers without tools; the same agents again, tool-aware
-    # (a name wired twice replaces the first agent). Simpler once build() passes tools=.
+    # build() makes its model callers without tools: find each one behind its agent and enable
+    # them (everything else build() gave it stays: dedupe, topics). Fails loudly if the wiring
+    # changes shape; simpler once build() passes tools=.
     for spec in topo.catalog.models.values():
-        caller = ModelCaller(
-            provider=build_provider(spec, topo.pool),
-            emit=topo.emit,
-            responses_topic=names.responses,
-            failures_topic=names.failures,
-            dead_letter_topic=names.dead_letters,
-            calls_topic=names.calls,
-            tools=turns,
-        )
-        topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
+        caller = model_caller_of(app.agents.get(f"model-call.{spec.id}"))
+        if caller is None:
+            raise RuntimeError(f"tool wiring: no ModelCaller found behind agent model-call.{spec.id}; "
+                               "pass tools= to ModelCaller in topology.build() instead")
+        caller.enable_tools(turns)
 
     ledger = TableLedger(durable(app.Table("tool-ledger", default=None, partitions=partitions)))
     conversations = TableKV(durable(app.Table("tool-conversations", default=None, partitions=partitions)))

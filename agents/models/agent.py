@@ -25,7 +25,15 @@ from swarmstream.agents.models.providers.base import ChatRequest, ChatResponse, 
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.tools.conversation import Conversation, failure_class_for
 from swarmstream.agents.tools.turns import RawCall, ToolTurns, UnknownToolsError
-from swarmstream.schemas.models import CallRecord, Failure, ModelRequest, ModelResponse, StepContext, ToolCall, now_ms
+from swarmstream.schemas.models import (
+    CallRecord,
+    Failure,
+    ModelRequest,
+    ModelResponse,
+    StepContext,
+    ToolCall,
+    now_ms,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,16 @@ class ToolTurn:
     cost_micros: int
     input_tokens: int
     output_tokens: int
+
+
+@dataclass(frozen=True)
+class ToolStop:
+    """A reply whose calls ended the tool loop (a stop, ``agents/tools/conversation.py``): the
+    task hears a Failure with the stop's class, while the breakers and stats hear a successful
+    call, because the model itself answered fine."""
+
+    failure: Failure
+    record: CallRecord
 
 
 class ModelCaller:
@@ -62,7 +80,6 @@ class ModelCaller:
         self._dead = DeadLetters(emit, dead_letter_topic)
         self._calls = calls_topic
         self._tools = tools
-        self._stops = {}
         self._counted = outcome_counted
         self._calling: dict[tuple[str, str, int, int], asyncio.Future[None]] = {}
 
@@ -86,9 +103,16 @@ class ModelCaller:
             del self._calling[step]
             running.set_result(None)
 
+    def enable_tools(self, tools: ToolTurns) -> None:
+        """Offer tools from now on (before the worker starts): for a caller built without ``tools=``."""
+        self._tools = tools
+
     async def _call_and_emit(self, request: ModelRequest) -> None:
         outcome = await self.call(request)
-        if isinstance(outcome, ToolTurn):
+        if isinstance(outcome, ToolStop):
+            sends = [self._emit(self._failures, request.task.task_id, outcome.failure)]
+            record = outcome.record
+        elif isinstance(outcome, ToolTurn):
             assert self._tools is not None
             sends = [self._emit(self._tools.tool_calls_topic, request.task.task_id, call) for call in outcome.calls]
             record = turn_record(request, outcome.latency_ms, outcome.cost_micros, outcome.input_tokens,
@@ -96,16 +120,12 @@ class ModelCaller:
         else:
             topic = self._responses if isinstance(outcome, ModelResponse) else self._failures
             sends = [self._emit(topic, request.task.task_id, outcome)]
-            record = self._stops.pop(id(outcome), None) or call_record(request, outcome)
+            record = call_record(request, outcome)
         if self._calls is not None:
             sends.append(self._emit(self._calls, request.model_id, record))
         await asyncio.gather(*sends)
 
-    _stops: dict[int, CallRecord]
-    """Call records of replies that ended a tool loop: the call itself succeeded, so the breakers
-    and stats must see an ok call, not the loop's failure class (by the Failure's id)."""
-
-    async def call(self, request: ModelRequest) -> ModelResponse | Failure | ToolTurn:
+    async def call(self, request: ModelRequest) -> ModelResponse | Failure | ToolTurn | ToolStop:
         task = request.task
         step = StepContext.of(request)
         started = time.monotonic()
@@ -156,7 +176,7 @@ class ModelCaller:
         )
 
     def _tool_turn(self, request: ModelRequest, step: StepContext, reply: ChatResponse,
-                   started: float) -> ToolTurn | Failure:
+                   started: float) -> ToolTurn | ToolStop:
         assert self._tools is not None
         planned = self._tools.calls_of(
             request, text=reply.text,
@@ -170,9 +190,8 @@ class ModelCaller:
             message=planned.message, latency_ms=int((time.monotonic() - started) * 1000),
             final=step.mode != "chain", failed_ms=now_ms(),
         )
-        self._stops[id(failure)] = turn_record(request, reply.latency_ms, reply.cost_micros, reply.input_tokens,
-                                               reply.output_tokens)
-        return failure
+        return ToolStop(failure, turn_record(request, reply.latency_ms, reply.cost_micros, reply.input_tokens,
+                                             reply.output_tokens))
 
 
 def _failure(step: StepContext, exc: ProviderError, started: float) -> Failure:
