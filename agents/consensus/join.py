@@ -36,6 +36,9 @@ from swarmstream.schemas.models import (
     now_ms,
 )
 
+UNANSWERED_STATUS = {cls: cls for cls in ("timeout", "budget_exceeded", "tool_loop", "max_turns", "max_tool_calls")}
+"""When every model failed the same way and that way has a status of its own, the task ends with it
+(a caller tells a deadline from a tool loop without reading the attempts); otherwise ``failed``."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def decide(state: State, review_threshold: float, reliability: Mapping[str, floa
     }
     if not votes:
         classes = sorted({f["class"] for f in failures.values()})
-        status = {"timeout": "timeout", "budget_exceeded": "budget_exceeded"}.get(",".join(classes), "failed")
+        status = UNANSWERED_STATUS.get(",".join(classes), "failed")
         return TaskResult(status=status, reason=f"no model answered ({', '.join(classes)})", **common)
     decision = aggregate(votes, answer_type=task["answer_type"], strategy=task["strategy"])
     return TaskResult(

@@ -101,7 +101,7 @@ async def test_the_tool_loop_in_both_protocols(stack) -> None:
     stack.fleet.set_tool_behaviour("tool-d", "loop")
     looping = tool_task("What is 2 * 21? Answer with a number.", "tool-d")
     result = await result_of(stack, looping)
-    assert result.status == "failed" and result.answer is None
+    assert result.status == "tool_loop" and result.answer is None
     assert [(a.model_id, a.failure_class) for a in result.attempts] == [("tool-d", "tool_loop")]
     assert "tool_loop" in result.reason
     events = await audit_until(stack, looping.task_id, lambda es: len(es) >= 2)
