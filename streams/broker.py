@@ -90,6 +90,21 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"Tansu did not listen on port {self.port} within {STARTUP_TIMEOUT_S:.0f} s")
 
+    def restart(self) -> EmbeddedBroker:
+        """Stop and start again on the same port. Tansu 0.6 as shipped keeps everything in
+        memory (``memory://``; its durable engines are ``s3://``, which needs an S3 server,
+        and ``postgres://``; ``file://`` and ``sqlite://`` are not compiled in), so the
+        broker comes back empty: topics, records and committed offsets are gone."""
+        self.stop()
+        return self.start()
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies mid-request, as a crashed machine would."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
