@@ -6,81 +6,37 @@
     swarm.tool-results ──► tool-results: the turn's results (conversation table) ──► swarm.model.<id> (next turn)
     swarm.approvals ──► approvals (table) ──► wakes the calls waiting for them
 
-The model-call agents ``build()`` wired are made tool-aware (``ModelCaller.enable_tools``).
+``topology.build`` gives every model caller the :func:`tool_turns` (the registry, offered
+to models in their provider's format) and calls :func:`wire_tools` once, at the end.
 
 Tables (changelog-backed, written only by the owner of the task's partition, all keyed
 so that a task's entries follow its partition): ``tool-ledger`` (task|turn|digest ->
 the executed call's outcome), ``tool-conversations`` (task|model -> the turn in
 progress), ``tool-approvals`` (task|tool|digest -> the decision).
-
-:func:`wire_tools` is called once at the end of ``topology.build``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.tools.agent import ApprovalDesk, ConversationKeeper, ToolRunner
 from swarmstream.agents.tools.execution import Executor
 from swarmstream.agents.tools.mcp import import_server_tools
 from swarmstream.agents.tools.registry import Registry, load_tools
 from swarmstream.agents.tools.turns import ToolTurns
+from swarmstream.streams.settings import Settings
+from swarmstream.streams.tables import TableKV, TableLedger, durable
 from swarmstream.streams.transport import reseek_to_committed
+
+if TYPE_CHECKING:
+    from swarmstream.streams.topology import Topology
 
 log = logging.getLogger(__name__)
 
 TOOL_CALLS_IN_FLIGHT = 512
 """Tool calls mostly wait (on a handler, a vote, a person's approval): many may be in flight."""
-
-_captured_writes: ContextVar[list[Any] | None] = ContextVar("swarm_captured_writes", default=None)
-
-
-class TableKV:
-    """A durable Faust table as ``get``/``set`` (agents/tools/agent.KeyValue)."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def get(self, key: str) -> Any:
-        return self._table.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self._table[key] = value
-
-
-class TableLedger:
-    """The ledger: :meth:`put` returns once the entry is in the changelog, so the ToolResult
-    that follows is never published ahead of its ledger entry."""
-
-    def __init__(self, table: Any) -> None:
-        send = table.send_changelog  # already wrapped by durable(): the event's ack waits too
-
-        def send_and_capture(*args: Any, **kwargs: Any) -> Any:
-            future = send(*args, **kwargs)
-            sink = _captured_writes.get()
-            if sink is not None:
-                sink.append(future)
-            return future
-
-        table.send_changelog = send_and_capture
-        self._table = table
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._table.get(key)  # type: ignore[no-any-return]
-
-    async def put(self, key: str, value: dict[str, Any]) -> None:
-        writes: list[Any] = []
-        token = _captured_writes.set(writes)
-        try:
-            self._table[key] = value
-        finally:
-            _captured_writes.reset(token)
-        await asyncio.gather(*writes)
-
 
 def mcp_import_once(registry: Registry) -> Any:
     """An awaitable that imports the MCP servers' tools on first use (and retries after a failure)."""
@@ -101,35 +57,18 @@ def mcp_import_once(registry: Registry) -> Any:
     return ready
 
 
-def model_caller_of(agent: Any) -> ModelCaller | None:
-    """The ModelCaller whose ``handle`` an agent made by ``Topology.wire`` drives."""
-    for cell in getattr(getattr(agent, "fun", None), "__closure__", None) or ():
-        owner = getattr(cell.cell_contents, "__self__", None)
-        if isinstance(owner, ModelCaller):
-            return owner
-    return None
+def tool_turns(settings: Settings) -> ToolTurns:
+    """The model-call side of tool use: the registry (``SWARM_TOOLS``), offered to every model caller."""
+    registry = load_tools(settings.tools)
+    return ToolTurns(registry, tool_calls_topic=settings.topics.tool_calls, ready=mcp_import_once(registry))
 
 
-def wire_tools(topo: Any) -> None:
-    """Declare the tool topics' agents and tables on ``topo`` (a ``streams.topology.Topology``)."""
-    from swarmstream.streams.topology import durable
-
+def wire_tools(topo: Topology, turns: ToolTurns) -> None:
+    """Declare the tool topics' agents and tables on ``topo``; ``turns`` is what the model callers offer."""
     app, settings = topo.app, topo.settings
     names = settings.topics
     partitions = settings.partitions
-    registry = load_tools(settings.tools)
-    ready = mcp_import_once(registry)
-    turns = ToolTurns(registry, tool_calls_topic=names.tool_calls, ready=ready)
-
-    # build() makes its model callers without tools: find each one behind its agent and enable
-    # them (everything else build() gave it stays: dedupe, topics). Fails loudly if the wiring
-    # changes shape; simpler once build() passes tools=.
-    for spec in topo.catalog.models.values():
-        caller = model_caller_of(app.agents.get(f"model-call.{spec.id}"))
-        if caller is None:
-            raise RuntimeError(f"tool wiring: no ModelCaller found behind agent model-call.{spec.id}; "
-                               "pass tools= to ModelCaller in topology.build() instead")
-        caller.enable_tools(turns)
+    registry, ready = turns.registry, turns.ready
 
     ledger = TableLedger(durable(app.Table("tool-ledger", default=None, partitions=partitions)))
     conversations = TableKV(durable(app.Table("tool-conversations", default=None, partitions=partitions)))

@@ -27,11 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-
 from swarmstream.agents.consensus.agent import ConsensusJoiner
 from swarmstream.agents.consensus.strategies import load_custom
 from swarmstream.agents.dispatch.agent import Dispatcher
-from swarmstream.agents.dispatch.shedding import Admission, CachedLag, SheddingLimits, admit
+from swarmstream.agents.dispatch.shedding import (
+    Admission,
+    CachedLag,
+    SheddingLimits,
+    admit,
+)
 from swarmstream.agents.fallback.agent import ChainRunner, DelayLine
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.chains import ChainsConfig, ChainsError, load_chains
@@ -44,16 +48,18 @@ from swarmstream.agents.selection.agent import Selector
 from swarmstream.agents.selection.budget import BudgetLimits
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.feedback import FeedbackRecorder
-from swarmstream.agents.taskstate import Finisher, State, overdue
+from swarmstream.agents.taskstate import Finisher, overdue
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
 from swarmstream.streams import tracing
 from swarmstream.streams.app import create_app, window_expiry
+from swarmstream.streams.inflight import Handler, run_in_order
 from swarmstream.streams.logs import follow_logs
-from swarmstream.streams.transport import local_lag, reseek_to_committed
-from swarmstream.streams.inflight import Handler, run_in_order, track_table_write
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
-
+from swarmstream.streams.tables import ShardedCounters, WindowedStore, durable
+from swarmstream.streams.tool_wiring import tool_turns, wire_tools
+from swarmstream.streams.transport import local_lag, reseek_to_committed
+from swarmstream.streams.workflow_wiring import wire_workflows
 
 log = logging.getLogger(__name__)
 
@@ -62,48 +68,6 @@ SWEEP_INTERVAL_S = 1.0
 
 DELAYED_IN_FLIGHT = 4096
 """Delayed requests mostly sleep: many may wait at once for little memory."""
-
-
-def durable(table: Any) -> Any:
-    """Make every changelog write of ``table`` hold back the ack of the event that made it
-    (:func:`streams.inflight.track_table_write`)."""
-    send = table.send_changelog
-
-    def send_and_track(*args: Any, **kwargs: Any) -> Any:
-        future = send(*args, **kwargs)
-        track_table_write(future)
-        return future
-
-    table.send_changelog = send_and_track
-    return table
-
-
-class WindowedStore:
-    """The task table addressed by the task's creation time.
-
-    Every event of a task carries ``created_ms``, so all of them land in the
-    same tumbling window however late they arrive; windows expire by wall
-    clock, which is what garbage-collects finished tasks' dedupe records.
-    Writes are durable before their event is acked (:func:`durable`).
-    """
-
-    def __init__(self, wrapper: Any) -> None:
-        self._table = durable(wrapper.table)
-        self._window = wrapper.table.window
-
-    def _key(self, task_id: str, created_ms: int) -> tuple[str, tuple[float, float]]:
-        start, end = self._window.ranges(created_ms / 1000)[0]
-        return task_id, (start, end)
-
-    def get(self, task_id: str, created_ms: int) -> State | None:
-        return self._table.get(self._key(task_id, created_ms))
-
-    def set(self, task_id: str, created_ms: int, state: State) -> None:
-        self._table[self._key(task_id, created_ms)] = state
-
-    def items(self) -> list[tuple[str, State]]:
-        """This worker's task states (its partitions), for the deadline sweeper."""
-        return [(key[0], state) for key, state in list(self._table.data.items()) if state is not None]
 
 
 @dataclass
@@ -131,20 +95,6 @@ class Topology:
             await run_in_order(stream, handler, max_in_flight=max_in_flight, name=name, traced=self.settings.tracing)
 
         self.app.agent(channel, name=name)(agent)
-
-
-class ShardedCounters:
-    """Counters per ``name|shard`` in a table, the shard being the input partition
-    (each shard has one writer; readers add the shards up)."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def add(self, name: str, metric: str, amount: int, partition: int) -> None:
-        key = f"{name}|{partition}"
-        counts = dict(self._table.get(key) or {})
-        counts[metric] = counts.get(metric, 0) + amount
-        self._table[key] = counts
 
 
 def chains_for(settings: Settings, catalog: Catalog) -> ChainsConfig:
@@ -210,6 +160,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     )
     topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
 
+    turns = tool_turns(settings)
     for spec in catalog.models.values():
         caller = ModelCaller(
             provider=build_provider(spec, topo.pool),
@@ -222,6 +173,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
                 (lambda r: outcome_counted(store.get(r.task.task_id, r.task.created_ms), r.model_id, r.attempt))
                 if settings.dedupe_model_calls else None
             ),
+            tools=turns,
         )
         topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
 
@@ -295,10 +247,8 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         await topo.pool.aclose()
 
     app.on_before_shutdown.connect(close_http)
-    from swarmstream.streams.workflow_wiring import wire_workflows  # imports this module: wired last
     wire_workflows(topo, dispatcher=dispatcher, finisher=finisher)
-    from swarmstream.streams.tool_wiring import wire_tools  # imports this module: wired last
-    wire_tools(topo)
+    wire_tools(topo, turns)
     return topo
 
 

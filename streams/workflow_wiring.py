@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.models.catalog import Catalog
@@ -38,8 +38,11 @@ from swarmstream.agents.workflows.middleware import (
 from swarmstream.schemas.models import now_ms
 from swarmstream.streams.app import window_expiry
 from swarmstream.streams.settings import DEFAULT_WORKFLOWS, Settings
-from swarmstream.streams.topology import Topology, WindowedStore, durable
+from swarmstream.streams.tables import WindowedStore, durable
 from swarmstream.streams.transport import reseek_to_committed
+
+if TYPE_CHECKING:
+    from swarmstream.streams.topology import Topology
 
 log = logging.getLogger(__name__)
 

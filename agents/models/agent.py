@@ -103,10 +103,6 @@ class ModelCaller:
             del self._calling[step]
             running.set_result(None)
 
-    def enable_tools(self, tools: ToolTurns) -> None:
-        """Offer tools from now on (before the worker starts): for a caller built without ``tools=``."""
-        self._tools = tools
-
     async def _call_and_emit(self, request: ModelRequest) -> None:
         outcome = await self.call(request)
         if isinstance(outcome, ToolStop):
