@@ -35,23 +35,20 @@ class Finisher:
     so a redelivered event cannot end the same task twice.
 
     A workflow step's child task (``parent_task_id`` set) is not the caller's:
-    once :meth:`route_children_to` names the workflows' step-results topic, its
+    given the workflows' step-results topic (``step_results_topic``), its
     result goes there keyed by the parent, so the workflow runner that owns the
     parent's partition gets it, and no review item is raised for it (the
     workflow decides what a split vote means).
     """
 
     def __init__(self, *, store: TaskStore, emit: Emit, results_topic: str, review_topic: str,
-                 review_threshold: float) -> None:
+                 review_threshold: float, step_results_topic: str | None = None) -> None:
         self._store = store
         self._emit = emit
         self._results = results_topic
         self._review = review_topic
         self._review_threshold = review_threshold
         self._publishing: set[str] = set()
-        self._step_results: str | None = None
-
-    def route_children_to(self, step_results_topic: str) -> None:
         self._step_results = step_results_topic
 
     def busy(self, task_id: str) -> bool:

@@ -131,7 +131,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
 
         install_metrics(topo, board)
     finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
-                        review_threshold=settings.review_threshold)
+                        review_threshold=settings.review_threshold, step_results_topic=names.step_results)
     chains = ChainRunner(
         chains=chains_config,
         context_windows={m.id: m.context_window for m in catalog.models.values()},
@@ -247,7 +247,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         await topo.pool.aclose()
 
     app.on_before_shutdown.connect(close_http)
-    wire_workflows(topo, dispatcher=dispatcher, finisher=finisher)
+    wire_workflows(topo, dispatcher=dispatcher)
     wire_tools(topo, turns)
     return topo
 

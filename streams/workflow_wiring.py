@@ -78,12 +78,11 @@ def build_chains(workflows: WorkflowsFile, env: MiddlewareEnv, source: str) -> d
     return chains
 
 
-def wire_workflows(topo: Topology, *, dispatcher: Dispatcher, finisher: Finisher) -> WorkflowRunner:
+def wire_workflows(topo: Topology, *, dispatcher: Dispatcher) -> WorkflowRunner:
     settings = topo.settings
     app = topo.app
     names = settings.topics
     workflows = workflows_for(settings, topo.catalog)
-    finisher.route_children_to(names.step_results)
 
     state_table = app.Table("workflows", default=None, partitions=settings.partitions).tumbling(
         settings.consensus_window_s, expires=window_expiry(settings)
@@ -92,8 +91,8 @@ def wire_workflows(topo: Topology, *, dispatcher: Dispatcher, finisher: Finisher
     cache = durable(app.Table("workflow-cache", default=None, partitions=settings.partitions))
     env = MiddlewareEnv(cache=cache)
     workflow_finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results,
-                                 review_topic=names.review, review_threshold=settings.review_threshold)
-    workflow_finisher.route_children_to(names.step_results)  # a called workflow answers its caller
+                                 review_topic=names.review, review_threshold=settings.review_threshold,
+                                 step_results_topic=names.step_results)  # a called workflow answers its caller
     runner = WorkflowRunner(
         workflows=workflows,
         chains=build_chains(workflows, env, settings.workflows.name),
