@@ -98,6 +98,15 @@ class EmbeddedBroker:
         self.stop()
         return self.start()
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker hangs (a stalled machine, a network partition); its data stays."""
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: the broker dies mid-request, as a crashed machine would."""
         proc, self._proc = self._proc, None
