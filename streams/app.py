@@ -34,7 +34,7 @@ def create_app(settings: Settings, broker_url: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         stream_recovery_delay=0.0,
-        producer_linger_ms=0,
+        producer_linger_ms=settings.producer_linger_ms,
         producer_acks=-1,
         table_cleanup_interval=30.0,
         broker_credentials=faust_credentials(settings),

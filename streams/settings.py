@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         10, ge=0, description="Faust hard-codes 1500 ms; on Tansu every hop would wait that long"
     )
     max_poll_records: int = Field(500, ge=1)
+    producer_linger_ms: int = Field(
+        2, ge=0, description="how long the worker's producer waits to fill a batch. bench pipeline, 2,000 tasks, "
+        "2 ms vs 0: +17% tasks/s, -8% worker and -35% broker CPU per task, no measurable latency cost at 100 tasks/s "
+        "(the broker acks in ~0.4 ms, so with 0 most produce requests carried one or two records)"
+    )
     group_instance_id: str | None = Field(None, description="static membership: faster restarts")
 
     default_timeout_ms: int = Field(30_000, gt=0)
