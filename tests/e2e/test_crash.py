@@ -16,6 +16,8 @@ model-call dedupe, the in-process coalescing and load shedding turned off (issue
 
 from __future__ import annotations
 
+import pytest
+
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.streams.demo import to_request
 from tests.conftest import wait_for
@@ -54,3 +56,24 @@ async def test_worker_killed_while_calls_are_in_flight_loses_nothing(make_stack)
         print(f"\nsteady model calls: {calls} for {TASKS} tasks ({calls - TASKS} repeated after the crash); "
               f"repeated results (deduped by the client): {stack.client.duplicates}; "
               f"ended by the deadline sweeper: {len(swept)}")
+
+
+async def test_a_worker_restarted_on_the_rocksdb_store_resumes_from_its_own_disk(make_stack, tmp_path) -> None:
+    """``SWARM_STORE=rocksdb://`` (needs ``rocksdict``): the replacement reopens the tables the
+    killed worker left on disk and reads only the changelog's tail."""
+    pytest.importorskip("rocksdict", reason="the rocksdb:// table store needs the rocksdict package")
+    async with make_stack(store="rocksdb://", data_dir=tmp_path / "tables") as stack:
+        requests = [to_request(item, mode="consensus", models=["steady", "fast-a"]) for item in demo_tasks(40)]
+        for request in requests:
+            await stack.client.submit(request, wait_ack=False)
+        await stack.client.flush()
+        await wait_for(lambda: len(stack.client.received) >= 5, timeout_s=30, stack=stack, what="first results")
+        stack.workers[0].kill()
+        assert any((tmp_path / "tables").rglob("*")), "the killed worker left its tables on disk"
+        stack.start_worker()
+        await wait_for(lambda: all(r.task_id in stack.client.received for r in requests), timeout_s=90, stack=stack,
+                       what="every result after the restart")
+        statuses = [stack.client.received[r.task_id].status for r in requests]
+        assert set(statuses) <= {"ok", "partial"}
+        print(f"\nrocksdb restart: {statuses.count('ok')} ok, {statuses.count('partial')} swept, "
+              f"{stack.client.duplicates} repeated results")
