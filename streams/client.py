@@ -45,6 +45,7 @@ class SwarmClient:
                                           **self._security)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._servers, group_id=None, fetch_max_wait_ms=10,
+                                          auto_offset_reset="earliest",  # a log wiped under us: from its start
                                           **self._security)
         await self._consumer.start()
         partitions = await topic_partitions(self._consumer, self.topics.results)
