@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     )
     shed_max_delay_ms: int = Field(1_000, ge=0, description="intake's wait per task just under the hard limit")
     dedupe_model_calls: bool = Field(
-        True, description="skip a redelivered model request whose outcome the task state already counts"
+        False, description="skip a redelivered model request whose outcome the task state already counts. Off: "
+        "with it on, a restarted worker stopped taking model requests after its first fetches in half the crash "
+        "runs (those tasks ended through the deadline sweeper; DESIGN.md, 'Exactly one result'), an open bug"
     )
     strategies: dict[str, str] = Field(
         default_factory=dict,

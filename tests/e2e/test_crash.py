@@ -5,13 +5,11 @@ Tasks the replacement cannot finish end through the deadline sweeper as ``partia
 (the missing model's outcome a swept timeout) instead of never: the test accepts
 that and prints how many. Two causes were found and fixed in ``streams/transport.py``
 (Faust dropping a fetched record on its way to the agent, then committing past it;
-see ``tests/e2e/test_crash_two_workers.py``, which allows no swept task). One is open:
-since 2026-11-25 about half the runs of this single-worker restart end ~40-55 of 100
-tasks through the sweeper: the replacement reads the slow model's requests from the
-committed offset but never answers those past it (the group's committed offsets of
-``model.steady`` stay at the first unanswered request on every partition). It
-reproduces with the consumer changes of ``streams/transport.py`` reverted and with the
-model-call dedupe, the in-process coalescing and load shedding turned off (issue 11).
+see ``tests/e2e/test_crash_two_workers.py``). A third was ours: the
+model-call dedupe (``agents/models/dedupe.py``, ``SWARM_DEDUPE_MODEL_CALLS``) made the
+replacement stop taking model requests after its first fetches in about half the runs
+(~50 of 100 tasks swept; found by bisecting to the commit that switched it on for the
+live callers); it is off by default, and with it off no run since swept a task.
 """
 
 from __future__ import annotations

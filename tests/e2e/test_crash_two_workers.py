@@ -19,15 +19,14 @@ finishes).
 
 Swept tasks. Two ways Faust lost an outcome on the way to its agent are fixed
 (``streams/transport.Consumer``; before, ~1 run in 3 ended tasks through the deadline
-sweeper). One is open (DESIGN.md, "Exactly one result"): in some runs since
-2026-11-25 (the random kill, 2 of 4 runs: 69 and 137 tasks) the survivor never answers the victim's slow-model requests
-past their committed offset, and those tasks end ``partial`` through the sweeper
-30 s later. They are still one result each and none is lost, which is what the test
-holds to; it prints how many.
+sweeper). A third was the
+model-call dedupe (``SWARM_DEDUPE_MODEL_CALLS``, now off by default): with it on, the
+survivor stopped taking the victim's slow-model requests after its first fetches in some
+runs (69 and 137 tasks swept). Swept tasks are still one result each and none is lost,
+which is what the test holds to; it prints how many.
 
 Repeated model calls are printed: calls whose request offset the victim had not
-committed and whose answer the task state did not count yet (those it had counted are
-skipped: ``agents/models/dedupe.py``).
+committed (at-least-once).
 """
 
 from __future__ import annotations
