@@ -187,7 +187,8 @@ async def tool_stats(stack: Stack, items: dict[str, object], results: dict[str, 
             events += [e for rs in batch.values() for r in rs if isinstance(e := codec().decode(r.value), AuditEvent)]
     finally:
         await consumer.stop()
-    return {"accuracy": round(correct / len(answerable), 4) if answerable else 0.0,
+    accuracy = round(correct / len(answerable), 4) if answerable else 0.0
+    return {"accuracy": accuracy, "consensus_accuracy": accuracy,  # over the tasks that expect an answer
             "model_accuracy": {}, **audit_summary(events, set(items))}
 
 
