@@ -44,9 +44,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -127,35 +128,29 @@ class Overrides(BaseModel):
         return None if models is None else _check_models(models, info)
 
 
+def _parses_as_condition(when: str) -> str:
+    try:
+        parse_condition(when)
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+    return when
+
+
+ConditionText = Annotated[str, AfterValidator(_parses_as_condition)]
+"""A ``when`` condition, checked to parse at load (``conditions.py``); never evaluated as Python."""
+
+
 class Choice(Overrides):
     """``when`` holds -> these parameters (the first choice that holds wins)."""
 
-    when: str
-
-    @field_validator("when")
-    @classmethod
-    def _parses(cls, when: str) -> str:
-        try:
-            parse_condition(when)
-        except ConditionError as exc:
-            raise ValueError(str(exc)) from None
-        return when
+    when: ConditionText
 
 
 class Branch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    when: str
+    when: ConditionText
     goto: str
-
-    @field_validator("when")
-    @classmethod
-    def _parses(cls, when: str) -> str:
-        try:
-            parse_condition(when)
-        except ConditionError as exc:
-            raise ValueError(str(exc)) from None
-        return when
 
 
 class MiddlewareSpec(BaseModel):
