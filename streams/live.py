@@ -27,7 +27,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, TaskResult, now_ms
@@ -164,13 +163,18 @@ def _fold(window: CallWindow, batches: dict[object, list[object]]) -> int:
     return folded
 
 
-async def collect_top(settings: Settings, *, window_s: float = 60.0, idle_s: float = 0.5) -> list[ModelRow]:
-    """One snapshot: the call log read to its end (until ``idle_s`` brings nothing), folded."""
+def _call_window(settings: Settings, window_s: float) -> CallWindow:
+    """An empty window whose breakers follow the configured chains' circuit settings."""
     from swarmstream.agents.models.catalog import load_catalog
     from swarmstream.streams.topology import chains_for
 
     config = chains_for(settings, load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1"))
-    window = CallWindow(CircuitBoard(config.circuit_for, now_ms), window_s=window_s)
+    return CallWindow(CircuitBoard(config.circuit_for, now_ms), window_s=window_s)
+
+
+async def collect_top(settings: Settings, *, window_s: float = 60.0, idle_s: float = 0.5) -> list[ModelRow]:
+    """One snapshot: the call log read to its end (until ``idle_s`` brings nothing), folded."""
+    window = _call_window(settings, window_s)
     consumer = _consumer(settings)
     await consumer.start()
     try:
@@ -198,11 +202,7 @@ async def run_top(settings: Settings, *, once: bool = False, window_s: float = 6
 
 
 async def _top_forever(settings: Settings, *, window_s: float, refresh_s: float, console: Console) -> int:
-    from swarmstream.agents.models.catalog import load_catalog
-    from swarmstream.streams.topology import chains_for
-
-    config = chains_for(settings, load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1"))
-    window = CallWindow(CircuitBoard(config.circuit_for, now_ms), window_s=window_s)
+    window = _call_window(settings, window_s)
     consumer = _consumer(settings)
     await consumer.start()
     try:
