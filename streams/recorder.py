@@ -271,16 +271,3 @@ async def publish_results(
     finally:
         await producer.stop()
     return len(results)
-
-
-async def record_topics(
-    broker_url: str,
-    topics: TopicNames,
-    path: str | Path,
-    *,
-    labels: Mapping[str, str] | None = None,
-    idle_s: float = 1.0,
-    max_s: float | None = None,
-) -> int:
-    """:func:`record_run`, returning only the number of records written (labels included)."""
-    return (await record_run(broker_url, topics, path, labels=labels, idle_s=idle_s, max_s=max_s)).total
