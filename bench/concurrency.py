@@ -51,7 +51,14 @@ from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.models.simulated import SimFleet
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Failure, ModelRequest, ModelResponse, Record, TaskRequest, now_ms
+from swarmstream.schemas.models import (
+    Failure,
+    ModelRequest,
+    ModelResponse,
+    Record,
+    TaskRequest,
+    now_ms,
+)
 from swarmstream.streams.inflight import run_in_order
 
 CALLS = 200

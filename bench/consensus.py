@@ -72,7 +72,12 @@ from swarmstream.agents.consensus.strategies import cluster, majority, weighted
 from swarmstream.agents.consensus.votes import Decision, Vote
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.providers.base import cost_micros
-from swarmstream.agents.models.simulated.behaviour import accuracy_for, answer_text, decide_answer, estimate_tokens
+from swarmstream.agents.models.simulated.behaviour import (
+    accuracy_for,
+    answer_text,
+    decide_answer,
+    estimate_tokens,
+)
 from swarmstream.agents.models.simulated.fleet import _TOKENS_PER_MESSAGE
 from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks, solve
 

@@ -54,7 +54,6 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import TaskResult, now_ms

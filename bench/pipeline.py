@@ -100,7 +100,6 @@ import numpy as np
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.models import Mode, TaskRequest, TaskResult, now_ms
 from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, ensure_topics

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from swarmstream.agents.replay import offline
 from swarmstream.agents.replay.recording import RecordingWriter, read_recording
 

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from swarmstream.agents.models.catalog import ModelSpec, SimProfile
 from swarmstream.agents.models.simulated.behaviour import (
     accuracy_for,

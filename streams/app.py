@@ -9,10 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import faust
-
 from swarmstream.streams import transport
 from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.settings import Settings
+
 
 def create_app(settings: Settings, broker_url: str) -> faust.App:
     app = faust.App(

@@ -22,7 +22,6 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 20.0

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-
 from swarmstream.agents.models.catalog import CatalogError
 from swarmstream.agents.workflows.dsl import WorkflowError
 
@@ -140,7 +139,11 @@ def _record_range(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from swarmstream.agents.replay.isolation import IsolationError, check_group, replay_group
+    from swarmstream.agents.replay.isolation import (
+        IsolationError,
+        check_group,
+        replay_group,
+    )
     from swarmstream.agents.replay.labels import LabelError, read_label_file
     from swarmstream.streams.recorder import record_run
 
@@ -166,7 +169,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from swarmstream.agents.replay.isolation import IsolationError, check_group, replay_group
+    from swarmstream.agents.replay.isolation import (
+        IsolationError,
+        check_group,
+        replay_group,
+    )
     from swarmstream.agents.replay.labels import LabelError, check_source
     from swarmstream.agents.replay.offline import ReplayError
     from swarmstream.agents.replay.plot import write_reliability_png

@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-
 from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
@@ -167,7 +166,6 @@ async def submit_tool_tasks(stack: Stack, n: int) -> dict[str, object]:
 async def tool_stats(stack: Stack, items: dict[str, object], results: dict[str, TaskResult]) -> dict[str, object]:
     """Accuracy over the tasks that expect an answer, and the tool calls' audit in numbers."""
     from aiokafka import AIOKafkaConsumer
-
     from swarmstream.agents.tools.demo import audit_summary
     from swarmstream.schemas.codec import codec
     from swarmstream.schemas.models import AuditEvent

@@ -32,7 +32,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.circuit import CircuitState
 from swarmstream.agents.ports import Emit

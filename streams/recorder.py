@@ -32,11 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
 from swarmstream.agents.replay.isolation import check_output_topic
 from swarmstream.agents.replay.recording import Label, Recording, RecordingWriter
 from swarmstream.schemas.codec import DecodeError, codec, decode_task
-from swarmstream.schemas.models import Failure, Feedback, ModelResponse, Record, SelectionEvent, TaskResult
+from swarmstream.schemas.models import (
+    Failure,
+    Feedback,
+    ModelResponse,
+    Record,
+    SelectionEvent,
+    TaskResult,
+)
 from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.settings import TopicNames
 

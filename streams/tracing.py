@@ -31,7 +31,9 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.propagators.textmap import Getter, Setter
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
 except ImportError:  # pragma: no cover - exercised where opentelemetry is absent
     trace = None  # type: ignore[assignment]
 

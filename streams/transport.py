@@ -33,8 +33,8 @@ from typing import Any
 import aiokafka
 from aiokafka import TopicPartition
 from faust.transport import drivers
-from faust.types import TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 

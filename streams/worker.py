@@ -16,7 +16,6 @@ import sys
 from collections.abc import Mapping
 
 from pydantic import SecretStr
-
 from swarmstream.agents.models.catalog import load_catalog
 from swarmstream.streams.settings import Settings
 
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning") -> None:
     """Block running a Faust worker until SIGTERM/SIGINT."""
     import faust
-
     from swarmstream.streams.topology import build
 
     if settings.log_format == "json":  # before build(): its warnings are log lines too

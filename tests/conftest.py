@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Record
-from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, topic_partitions
+from swarmstream.streams.broker import (
+    EmbeddedBroker,
+    bootstrap_servers,
+    topic_partitions,
+)
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 

@@ -13,7 +13,14 @@ Everything here except ``agent.py`` is pure (no Faust, no I/O):
 
 from .confidence import confidence
 from .stopping import StopDecision, initial_batch, should_stop
-from .strategies import STRATEGIES, StrategyError, StrategyLoadError, aggregate, load_custom, register_strategy
+from .strategies import (
+    STRATEGIES,
+    StrategyError,
+    StrategyLoadError,
+    aggregate,
+    load_custom,
+    register_strategy,
+)
 from .votes import Decision, Vote
 
 __all__ = [

@@ -58,7 +58,13 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
-from .clustering import DEFAULT_THRESHOLD, Embedder, HashedNgramEmbedder, medoid, similarity_matrix
+from .clustering import (
+    DEFAULT_THRESHOLD,
+    Embedder,
+    HashedNgramEmbedder,
+    medoid,
+    similarity_matrix,
+)
 from .clustering import cluster as cluster_indices
 from .confidence import confidence
 from .votes import Decision, Vote, usable_votes

@@ -18,8 +18,8 @@ from swarmstream.agents.dispatch.intake import InvalidTask, Plan, plan_task
 from swarmstream.agents.dispatch.shedding import Action, Admission
 from swarmstream.agents.fallback.agent import ChainRunner
 from swarmstream.agents.fallback.chains import UnknownChainError
-from swarmstream.agents.selection.features import classify_category
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
+from swarmstream.agents.selection.features import classify_category
 from swarmstream.agents.taskstate import Finisher, TaskStore
 from swarmstream.agents.workflows.dsl import UnknownWorkflowError
 from swarmstream.schemas.codec import DecodeError, decode_task

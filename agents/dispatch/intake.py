@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
-
 from swarmstream.agents.consensus.diversity import models_for_complexity, pick_models
 from swarmstream.agents.consensus.sequential import plan_next
 from swarmstream.schemas.models import TaskRequest

@@ -18,10 +18,24 @@ from typing import Any
 from swarmstream.agents.fallback import planner
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.chains import ChainsConfig
-from swarmstream.agents.fallback.planner import Call, ChainProgress, Decision, Exhausted, Wait
+from swarmstream.agents.fallback.planner import (
+    Call,
+    ChainProgress,
+    Decision,
+    Exhausted,
+    Wait,
+)
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import Finisher, State, TaskStore
-from swarmstream.schemas.models import CastVote, Failure, ModelRequest, ModelResponse, TaskRequest, TaskResult, now_ms
+from swarmstream.schemas.models import (
+    CastVote,
+    Failure,
+    ModelRequest,
+    ModelResponse,
+    TaskRequest,
+    TaskResult,
+    now_ms,
+)
 
 ChainMetrics = Callable[[str, str, int, int], None]
 """(chain, metric, amount, partition) -> None: counts attempts by class, fallbacks, exhausted chains."""

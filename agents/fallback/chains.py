@@ -51,7 +51,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-
 from swarmstream.agents.configfile import format_validation_error, read_yaml_mapping
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.agents.fallback.retry import DEFAULT_POLICIES, RetryPolicy

@@ -56,7 +56,6 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from swarmstream.agents.models.failures import FailureClass
 
 WINDOW_BUCKETS = 10

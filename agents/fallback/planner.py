@@ -72,9 +72,22 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
-from swarmstream.agents.fallback.chains import FAIL, LONGEST_CONTEXT, NEXT, Chain, Link, Quality, Transform
+from swarmstream.agents.fallback.chains import (
+    FAIL,
+    LONGEST_CONTEXT,
+    NEXT,
+    Chain,
+    Link,
+    Quality,
+    Transform,
+)
 from swarmstream.agents.fallback.circuit import Admission
-from swarmstream.agents.fallback.retry import DEFAULT_POLICIES, RetryPolicy, backoff_ms, policy_for
+from swarmstream.agents.fallback.retry import (
+    DEFAULT_POLICIES,
+    RetryPolicy,
+    backoff_ms,
+    policy_for,
+)
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.parsing import parse_answer, parse_json
 from swarmstream.schemas.models import Attempt

@@ -38,7 +38,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from swarmstream.agents.models.failures import FailureClass
 
 MAX_EXPONENT = 63

@@ -26,7 +26,12 @@ from pathlib import Path
 from swarmstream.agents.models.catalog import Catalog, ModelSpec, load_catalog
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import ClientPool
-from swarmstream.agents.models.providers import ChatRequest, MissingApiKeyError, build_provider, now_ms
+from swarmstream.agents.models.providers import (
+    ChatRequest,
+    MissingApiKeyError,
+    build_provider,
+    now_ms,
+)
 
 CHECK_PROMPT = "Reply with the word: ok"
 CHECK_MAX_TOKENS = 5
@@ -176,7 +181,9 @@ def main_check(models_path: Path | str, sim_url: str | None, json_out: bool) -> 
 
 
 async def _check_path(models_path: Path | str, sim_url: str | None) -> list[CheckRow]:
-    from swarmstream.agents.models.simulated import SimFleet  # aiohttp.web, only needed here
+    from swarmstream.agents.models.simulated import (
+        SimFleet,  # aiohttp.web, only needed here
+    )
 
     catalog = load_catalog(models_path, sim_url=sim_url)
     profiles = {

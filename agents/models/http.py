@@ -29,7 +29,6 @@ import aiohttp
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
-
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 
 log = logging.getLogger(__name__)

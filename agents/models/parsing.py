@@ -26,7 +26,6 @@ from typing import Any
 
 import jsonschema
 import orjson
-
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 
 

@@ -28,7 +28,6 @@ from typing import IO, Any
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
-
 from swarmstream.schemas.codec import shipped_schemas
 
 ENTRY = "swarmstream.replay.Entry"

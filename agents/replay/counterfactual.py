@@ -66,9 +66,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
 from swarmstream.agents.replay.recording import Recording
-from swarmstream.agents.selection.policies import POLICIES, Candidate, Policy, SelectionError
+from swarmstream.agents.selection.policies import (
+    POLICIES,
+    Candidate,
+    Policy,
+    SelectionError,
+)
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.schemas.models import CallRecord, Feedback, QualityEvent
 

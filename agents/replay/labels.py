@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
-
 from swarmstream.agents.consensus.votes import normalise_answer
 from swarmstream.agents.replay.recording import Recording
 

@@ -72,9 +72,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from swarmstream.agents.consensus.join import LABEL_MIN_CONFIDENCE, LABEL_MIN_VOTES, votes_of
+from swarmstream.agents.consensus.join import (
+    LABEL_MIN_CONFIDENCE,
+    LABEL_MIN_VOTES,
+    votes_of,
+)
 from swarmstream.agents.consensus.sequential import plan_next
-from swarmstream.agents.consensus.strategies import DEFAULT_STRATEGY, STRATEGIES, StrategyError, aggregate
+from swarmstream.agents.consensus.strategies import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    StrategyError,
+    aggregate,
+)
 from swarmstream.agents.consensus.votes import Decision, normalise_answer
 from swarmstream.agents.replay.recording import Recording
 from swarmstream.agents.selection.posterior import UNIFORM_PRIOR

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from swarmstream.agents.replay.offline import CalibrationBin
 
 PANEL_PX = 220

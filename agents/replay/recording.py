@@ -54,7 +54,6 @@ from typing import IO, Any, Self
 
 import orjson
 from pydantic import ValidationError
-
 from swarmstream.agents.replay import container
 from swarmstream.schemas.models import (
     Failure,

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
-
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.selection import budget

@@ -64,7 +64,7 @@ C = TypeVar("C", bound=_Costed)
 
 
 def _utc(now_ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
 
 
 def day_key(now_ms: int) -> str:

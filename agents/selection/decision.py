@@ -18,7 +18,14 @@ from typing import Any, Literal
 import numpy as np
 
 from . import budget
-from .policies import DEFAULT_POLICY, Candidate, Policy, Selection, SelectionError, select
+from .policies import (
+    DEFAULT_POLICY,
+    Candidate,
+    Policy,
+    Selection,
+    SelectionError,
+    select,
+)
 
 DecisionStatus = Literal["selected", "budget_exceeded"]
 

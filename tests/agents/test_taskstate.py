@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from swarmstream.agents.taskstate import SWEEP_GRACE_MS, overdue
 
 DEADLINE = 10_000

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.streams.broker import EmbeddedBroker
 from swarmstream.streams.demo import to_request
 from swarmstream.streams.runtime import running_stack, unique_settings
 from swarmstream.streams.settings import Settings
+
 from tests.conftest import TEST_CHAINS, TEST_FLEET, wait_for
 
 BEFORE, DURING = 10, 20

@@ -6,6 +6,7 @@ import time
 
 from swarmstream.agents.models.catalog import SimProfile
 from swarmstream.schemas.models import TaskRequest, TaskResult
+
 from tests.conftest import wait_for
 
 

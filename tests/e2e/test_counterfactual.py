@@ -17,12 +17,19 @@ import copy
 from pathlib import Path
 
 from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks
-from swarmstream.agents.replay.counterfactual import Z_99, always, evaluate, logged_choices, policy_target
+from swarmstream.agents.replay.counterfactual import (
+    Z_99,
+    always,
+    evaluate,
+    logged_choices,
+    policy_target,
+)
 from swarmstream.agents.replay.recording import read_recording
 from swarmstream.agents.replay.summary import evaluate as evaluate_recording
 from swarmstream.schemas.models import TaskResult
 from swarmstream.streams.demo import to_request
 from swarmstream.streams.recorder import record_run
+
 from tests.conftest import wait_for
 
 TASKS = 240

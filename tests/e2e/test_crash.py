@@ -15,9 +15,9 @@ live callers); it is off by default, and with it off no run since swept a task.
 from __future__ import annotations
 
 import pytest
-
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.streams.demo import to_request
+
 from tests.conftest import wait_for
 
 TASKS = 100

@@ -35,7 +35,6 @@ import os
 import random
 
 import pytest
-
 from swarmstream.bench.crash import crash_run
 
 TASKS = 1000

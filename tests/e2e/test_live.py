@@ -8,11 +8,17 @@ import io
 import orjson
 import pytest
 from rich.console import Console
-
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.schemas.models import CallRecord, TaskRequest
-from swarmstream.streams.live import CallWindow, collect_top, parse_statuses, render_top, run_tail, run_top
+from swarmstream.streams.live import (
+    CallWindow,
+    collect_top,
+    parse_statuses,
+    render_top,
+    run_tail,
+    run_top,
+)
 
 
 def call(model: str, at_ms: int, *, ok: bool = True, latency_ms: int = 10, cost_micros: int = 0,

@@ -11,16 +11,25 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from swarmstream.agents.models.simulated.taskset import demo_tasks
-from swarmstream.agents.replay.counterfactual import always, evaluate, logged_choices, policy_target
-from swarmstream.agents.replay.offline import ReplaySet, compare_with_live, replay_summary
+from swarmstream.agents.replay.counterfactual import (
+    always,
+    evaluate,
+    logged_choices,
+    policy_target,
+)
 from swarmstream.agents.replay.isolation import default_output_topic, replay_group
+from swarmstream.agents.replay.offline import (
+    ReplaySet,
+    compare_with_live,
+    replay_summary,
+)
 from swarmstream.agents.replay.recording import read_recording
 from swarmstream.agents.replay.summary import evaluate as evaluate_recording
 from swarmstream.schemas.models import TaskResult, now_ms
 from swarmstream.streams.demo import to_request
 from swarmstream.streams.recorder import RecordRange, read_run, record_run
+
 from tests.conftest import wait_for
 
 TASKS = 30

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from swarmstream.agents.models.catalog import SimProfile
 from swarmstream.agents.models.simulated.fleet import SimFleet
 from swarmstream.schemas.models import TaskRequest

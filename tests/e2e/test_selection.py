@@ -6,6 +6,7 @@ from swarmstream.agents.selection.agent import input_bound
 from swarmstream.agents.selection.budget import estimate_cost_micros
 from swarmstream.agents.selection.features import extract_features
 from swarmstream.schemas.models import SelectionEvent, TaskRequest
+
 from tests.conftest import TEST_FLEET, wait_for
 
 PROMPT = "What is 17 + 25? Answer with a number."

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from swarmstream.schemas.models import TaskRequest
+
 from tests.conftest import wait_for
 
 BACKLOG = 40  # tasks for `queued` (2 calls in flight, ~300 ms each): ~10 per partition

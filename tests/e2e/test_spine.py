@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import orjson
-
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import DeadLetter, TaskRequest
 from swarmstream.streams.demo import to_request
+
 from tests.conftest import wait_for
 
 

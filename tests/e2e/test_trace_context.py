@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 
 from aiokafka import AIOKafkaConsumer
-
 from swarmstream.schemas.models import TaskRequest
 from swarmstream.streams import tracing
 from swarmstream.streams.broker import bootstrap_servers, topic_partitions
+
 from tests.conftest import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -11,11 +11,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from swarmstream.agents.fallback.chains import ChainsError, load_chains
 from swarmstream.agents.models.catalog import CatalogError, load_catalog
-from swarmstream.agents.models.parsing import parse_answer
 from swarmstream.agents.models.failures import ProviderError
+from swarmstream.agents.models.parsing import parse_answer
 from swarmstream.schemas.codec import DecodeError, codec, decode_task
 from swarmstream.schemas.models import TaskRequest
 

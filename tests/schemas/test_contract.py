@@ -9,26 +9,33 @@ import fastavro
 import orjson
 import pytest
 from pydantic.fields import FieldInfo
-
-from swarmstream.schemas.codec import AvroCodec, DecodeError, codec, crc64_avro, decode_task, shipped_schemas
+from swarmstream.schemas.codec import (
+    AvroCodec,
+    DecodeError,
+    codec,
+    crc64_avro,
+    decode_task,
+    shipped_schemas,
+)
 from swarmstream.schemas.models import (
     RECORDS,
     Attempt,
-    CastVote,
     CallRecord,
-    Feedback,
-    QualityEvent,
-    ScoredCandidate,
-    SelectionEvent,
+    CastVote,
     DeadLetter,
     Failure,
+    Feedback,
     ModelRequest,
     ModelResponse,
+    QualityEvent,
     ReviewItem,
+    ScoredCandidate,
+    SelectionEvent,
     StepContext,
     TaskRequest,
     TaskResult,
 )
+
 
 def tool_examples() -> list:
     """The tool records (issue 9): a call, its result, its audit event, an approval."""

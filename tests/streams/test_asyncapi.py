@@ -18,12 +18,16 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
 from swarmstream.agents.models.catalog import load_catalog
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest
 from swarmstream.streams import asyncapi
-from swarmstream.streams.asyncapi import AVRO_FORMAT, ContractError, declared_topics, document
+from swarmstream.streams.asyncapi import (
+    AVRO_FORMAT,
+    ContractError,
+    declared_topics,
+    document,
+)
 from swarmstream.streams.cli import main
 from swarmstream.streams.settings import Settings
 from swarmstream.streams.topology import build

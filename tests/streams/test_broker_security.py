@@ -8,8 +8,12 @@ from pathlib import Path
 
 import faust
 import pytest
-
-from swarmstream.streams.app import BrokerSecurityError, aiokafka_security, create_app, faust_credentials
+from swarmstream.streams.app import (
+    BrokerSecurityError,
+    aiokafka_security,
+    create_app,
+    faust_credentials,
+)
 from swarmstream.streams.settings import Settings
 from swarmstream.streams.worker import settings_env
 

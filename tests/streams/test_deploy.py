@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from swarmstream.streams.metrics import WorkerMetrics
 from swarmstream.streams.settings import Settings
 

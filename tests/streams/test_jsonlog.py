@@ -8,8 +8,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-from swarmstream.streams.jsonlog import REDACTED, JsonFormatter, logging_config, redact, secret_values
+from swarmstream.streams.jsonlog import (
+    REDACTED,
+    JsonFormatter,
+    logging_config,
+    redact,
+    secret_values,
+)
 
 API_KEY = "sk-live-4c1f0e9d8b7a6c5d4e3f2a1b0c9d8e7f"
 PASSWORD = "hunter2-but-longer"

@@ -7,9 +7,12 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from swarmstream.streams import tracing
-from swarmstream.streams.broker import bootstrap_servers, ensure_topics, topic_partitions
+from swarmstream.streams.broker import (
+    bootstrap_servers,
+    ensure_topics,
+    topic_partitions,
+)
 
 trace = pytest.importorskip("opentelemetry.trace", reason="opentelemetry-api is not installed: tracing is a no-op")
 

@@ -7,7 +7,6 @@ import inspect
 import aiokafka
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
-
 from swarmstream.streams import transport
 from swarmstream.streams.app import create_app
 from swarmstream.streams.settings import Settings

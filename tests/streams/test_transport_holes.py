@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
-
 from swarmstream.streams.app import create_app
 from swarmstream.streams.settings import Settings
 from swarmstream.streams.transport import HOLE_STUCK_S, Consumer

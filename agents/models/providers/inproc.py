@@ -36,12 +36,18 @@ import time
 from typing import Any
 
 import httpx
-
 from swarmstream.agents.models.catalog import ModelSpec, SimProfile
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import RawResponse
 from swarmstream.agents.models.providers import anthropic, openai
-from swarmstream.agents.models.providers.base import ChatRequest, ChatResponse, Clock, call_budget_s, cost_micros, now_ms
+from swarmstream.agents.models.providers.base import (
+    ChatRequest,
+    ChatResponse,
+    Clock,
+    call_budget_s,
+    cost_micros,
+    now_ms,
+)
 from swarmstream.agents.models.simulated.behaviour import (
     UNSOLVED_TEXT,
     UNSURE_TEXT,
@@ -53,7 +59,12 @@ from swarmstream.agents.models.simulated.behaviour import (
     estimate_tokens,
 )
 from swarmstream.agents.models.simulated.fleet import FAST_FAILURES, SOFT_FAILURES
-from swarmstream.agents.models.simulated.protocols import anthropic_message, failure_reply, openai_completion, openai_logprobs
+from swarmstream.agents.models.simulated.protocols import (
+    anthropic_message,
+    failure_reply,
+    openai_completion,
+    openai_logprobs,
+)
 from swarmstream.agents.models.simulated.taskset import solve
 
 FLEET_SEED = 0

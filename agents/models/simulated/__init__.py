@@ -4,7 +4,14 @@ It drives the demo, the tests and the benchmarks (DESIGN.md "Models")."""
 
 from .fleet import OUTCOMES, SimFleet, serve_forever
 from .profile import FAILURE_CLASSES, SCRIPT_STEPS, SimProfile
-from .taskset import LabelledTask, Truth, demo_tasks, extract_answer, normalise_answer, solve
+from .taskset import (
+    LabelledTask,
+    Truth,
+    demo_tasks,
+    extract_answer,
+    normalise_answer,
+    solve,
+)
 
 __all__ = [
     "FAILURE_CLASSES",

@@ -6,7 +6,13 @@ import math
 
 import pytest
 from swarmstream.agents.consensus.confidence import confidence
-from swarmstream.agents.consensus.votes import Decision, Vote, clean_confidence, clean_weight, usable_votes
+from swarmstream.agents.consensus.votes import (
+    Decision,
+    Vote,
+    clean_confidence,
+    clean_weight,
+    usable_votes,
+)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from swarmstream.agents.consensus.diversity import models_for_complexity, pick_models, prompt_complexity
+from swarmstream.agents.consensus.diversity import (
+    models_for_complexity,
+    pick_models,
+    prompt_complexity,
+)
 
 CATALOG = [
     ("gpt-a", "openai", 0.90),

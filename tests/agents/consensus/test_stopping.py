@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from swarmstream.agents.consensus.stopping import initial_batch, p_leader_ahead, should_stop
+from swarmstream.agents.consensus.stopping import (
+    initial_batch,
+    p_leader_ahead,
+    should_stop,
+)
 
 
 @pytest.mark.parametrize(

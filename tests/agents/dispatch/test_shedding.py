@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
-from swarmstream.agents.dispatch.shedding import Action, CachedLag, SheddingLimits, admit
+from swarmstream.agents.dispatch.shedding import (
+    Action,
+    CachedLag,
+    SheddingLimits,
+    admit,
+)
 from swarmstream.streams.settings import Settings
 
 LIMITS = SheddingLimits(soft_lag=100, hard_lag=500, max_delay_ms=1000)

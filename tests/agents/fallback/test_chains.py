@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from swarmstream.agents.fallback.chains import (
     DEFAULT_CHAINS_PATH,
     Chain,

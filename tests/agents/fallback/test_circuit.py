@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 from swarmstream.agents.fallback.circuit import (
     Admission,
     CircuitConfig,

@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping
 
 import pytest
-
 from swarmstream.agents.fallback.chains import Chain, Link, Quality, Transform
 from swarmstream.agents.fallback.circuit import Admission
 from swarmstream.agents.fallback.planner import (

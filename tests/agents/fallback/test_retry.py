@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
-from swarmstream.agents.fallback.retry import DEFAULT_POLICIES, NO_RETRY, RetryPolicy, backoff_ms, policy_for
+from swarmstream.agents.fallback.retry import (
+    DEFAULT_POLICIES,
+    NO_RETRY,
+    RetryPolicy,
+    backoff_ms,
+    policy_for,
+)
 from swarmstream.agents.models.failures import FailureClass as FC
 
 P = RetryPolicy(max_attempts=5, base_delay_ms=100, max_delay_ms=1_000)

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from swarmstream.agents.models.http import ClientPool
 
 OPENAI_MODEL = "gpt-4o-mini-2024-07-18"

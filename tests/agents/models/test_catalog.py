@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from swarmstream.agents.models.catalog import (
     DEFAULT_CATALOG_PATH,
     Catalog,

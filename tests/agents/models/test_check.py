@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from swarmstream.agents.models.catalog import Catalog, ModelSpec
-from swarmstream.agents.models.check import CheckRow, check_models, main_check, render_rows
+from swarmstream.agents.models.check import (
+    CheckRow,
+    check_models,
+    main_check,
+    render_rows,
+)
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.simulated import SimFleet, SimProfile
 

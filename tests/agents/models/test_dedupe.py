@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from swarmstream.agents.consensus.join import open_task
 from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.dedupe import outcome_counted

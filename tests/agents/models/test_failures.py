@@ -6,7 +6,6 @@ import pickle
 
 import httpx
 import pytest
-
 from swarmstream.agents.models.failures import (
     RETRYABLE,
     FailureClass,

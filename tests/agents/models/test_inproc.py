@@ -10,11 +10,15 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import ClientPool
-from swarmstream.agents.models.providers import ChatRequest, ChatResponse, InprocProvider, build_provider
+from swarmstream.agents.models.providers import (
+    ChatRequest,
+    ChatResponse,
+    InprocProvider,
+    build_provider,
+)
 from swarmstream.agents.models.simulated import SimFleet, demo_tasks
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.parsing import canonical_number, parse_answer
 

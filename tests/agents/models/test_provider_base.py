@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 from httpx_aiohttp import AiohttpTransport
-
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import ClientPool, PoolSettings

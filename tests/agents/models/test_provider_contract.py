@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import pytest
 from fake_upstream import ANTHROPIC_MODEL, OPENAI_MODEL, FakeUpstream
-
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import ClientPool

@@ -7,11 +7,10 @@ import traceback
 
 import pytest
 from fake_upstream import FakeUpstream
-from test_provider_contract import FAILURE_CASES, KEY_ENV, make_spec
-
 from swarmstream.agents.models.failures import ProviderError
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import ChatRequest, build_provider
+from test_provider_contract import FAILURE_CASES, KEY_ENV, make_spec
 
 # One key shaped like OpenAI's (caught by the key pattern too), one that is not
 # (only exact-secret redaction can catch it).

@@ -5,7 +5,13 @@ import random
 import statistics
 
 import pytest
-from swarmstream.agents.models.simulated import SimProfile, demo_tasks, extract_answer, normalise_answer, solve
+from swarmstream.agents.models.simulated import (
+    SimProfile,
+    demo_tasks,
+    extract_answer,
+    normalise_answer,
+    solve,
+)
 from swarmstream.agents.models.simulated.behaviour import (
     answer_text,
     decide_answer,

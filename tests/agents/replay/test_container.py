@@ -7,7 +7,6 @@ from pathlib import Path
 
 import fastavro
 import pytest
-
 from swarmstream.agents.replay import container
 from swarmstream.agents.replay.recording import (
     AVRO_KINDS,
@@ -19,6 +18,7 @@ from swarmstream.agents.replay.recording import (
     write_recording,
 )
 from swarmstream.schemas.models import Feedback
+
 from tests.agents.replay.test_recording import sample_records
 
 

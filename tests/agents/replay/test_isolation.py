@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from swarmstream.agents.replay.isolation import (
     IsolationError,
     check_group,

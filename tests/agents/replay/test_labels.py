@@ -5,11 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from swarmstream.agents.replay.labels import LabelError, apply_labels, check_source, from_feedback, read_label_file
+from swarmstream.agents.replay.labels import (
+    LabelError,
+    apply_labels,
+    check_source,
+    from_feedback,
+    read_label_file,
+)
 from swarmstream.agents.replay.offline import ReplaySet
 from swarmstream.agents.replay.recording import Label, Recording
 from swarmstream.schemas.models import Feedback, TaskRequest, TaskResult
+
 from tests.agents.replay.test_offline_replay import answer
 
 

@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from swarmstream.agents.consensus.join import decide, open_task, quality_labels
 from swarmstream.agents.replay import offline
 from swarmstream.agents.replay.offline import (
@@ -23,7 +22,12 @@ from swarmstream.agents.replay.offline import (
     replay_tasks,
     simulate_early_stop,
 )
-from swarmstream.agents.replay.recording import Label, Recording, read_recording, write_recording
+from swarmstream.agents.replay.recording import (
+    Label,
+    Recording,
+    read_recording,
+    write_recording,
+)
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.schemas.models import (
     CastVote,

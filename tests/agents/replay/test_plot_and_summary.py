@@ -8,12 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from swarmstream.agents.replay import plot
 from swarmstream.agents.replay.offline import CalibrationBin, calibration_bins
 from swarmstream.agents.replay.recording import Label, Recording
 from swarmstream.agents.replay.summary import evaluate, render
-from swarmstream.schemas.models import Feedback, ScoredCandidate, SelectionEvent, TaskResult
+from swarmstream.schemas.models import (
+    Feedback,
+    ScoredCandidate,
+    SelectionEvent,
+    TaskResult,
+)
+
 from tests.agents.replay.test_offline_replay import answer, hand_made, task
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from swarmstream.agents.replay.recording import (
     Label,
     Outcome,

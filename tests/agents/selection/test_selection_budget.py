@@ -26,7 +26,7 @@ from swarmstream.agents.selection.posterior import BetaPosterior
 
 
 def ms(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 # --- windows --------------------------------------------------------------------------------

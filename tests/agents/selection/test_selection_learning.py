@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from swarmstream.agents.selection.learning import reward_from_consensus, reward_from_feedback
+from swarmstream.agents.selection.learning import (
+    reward_from_consensus,
+    reward_from_feedback,
+)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ import pytest
 from swarmstream.agents.models.catalog import SimProfile
 from swarmstream.agents.models.simulated.behaviour import accuracy_for
 from swarmstream.agents.models.simulated.taskset import demo_tasks, solve
-from swarmstream.bench import BENCHMARKS
-from swarmstream.bench import routing
+from swarmstream.bench import BENCHMARKS, routing
 
 
 def test_per_category_accuracy_overrides_the_overall() -> None:
