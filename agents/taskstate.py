@@ -8,6 +8,7 @@ task has one writer: the worker that owns its partition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from swarmstream.agents.ports import Emit
@@ -42,7 +43,10 @@ class Finisher:
     """
 
     def __init__(self, *, store: TaskStore, emit: Emit, results_topic: str, review_topic: str,
-                 review_threshold: float, step_results_topic: str | None = None) -> None:
+                 review_threshold: float, step_results_topic: str | None = None,
+                 published: Callable[[str], bool] = lambda task_id: False) -> None:
+        """``published``: whether a task's result is already on the results topic
+        (``streams/published.py``): then only the done mark is written."""
         self._store = store
         self._emit = emit
         self._results = results_topic
@@ -50,6 +54,7 @@ class Finisher:
         self._review_threshold = review_threshold
         self._publishing: set[str] = set()
         self._step_results = step_results_topic
+        self._published = published
 
     def busy(self, task_id: str) -> bool:
         return task_id in self._publishing
@@ -61,6 +66,9 @@ class Finisher:
         try:
             if parent:
                 await self._emit(self._step_results, parent, result)  # type: ignore[arg-type]
+                self._store.set(task_id, created_ms, {**state, "done": True, "answer": result.answer})
+                return
+            if self._published(task_id):  # published before a crash that lost the done mark
                 self._store.set(task_id, created_ms, {**state, "done": True, "answer": result.answer})
                 return
             if result.status == "low_consensus" and "prompt" in state["task"]:

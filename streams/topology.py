@@ -55,6 +55,7 @@ from swarmstream.streams import tracing
 from swarmstream.streams.app import create_app, window_expiry
 from swarmstream.streams.inflight import Handler, run_in_order
 from swarmstream.streams.logs import follow_logs
+from swarmstream.streams.published import PublishedResults
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 from swarmstream.streams.tables import ShardedCounters, WindowedStore, durable
 from swarmstream.streams.tool_wiring import tool_turns, wire_tools
@@ -130,8 +131,10 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         from swarmstream.streams.metrics import install as install_metrics
 
         install_metrics(topo, board)
+    published = PublishedResults(app.swarm_bootstrap, names.results, app.swarm_kafka_security)
     finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
-                        review_threshold=settings.review_threshold, step_results_topic=names.step_results)
+                        review_threshold=settings.review_threshold, step_results_topic=names.step_results,
+                        published=published.__contains__)
     chains = ChainRunner(
         chains=chains_config,
         context_windows={m.id: m.context_window for m in catalog.models.values()},
@@ -239,6 +242,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
                *(names.model(m) for m in catalog.models)}
 
     async def reread_uncommitted(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        await published.load(tp.partition for tp in assigned if tp.topic == names.tasks)
         await reseek_to_committed(app, [tp for tp in assigned if tp.topic in sources])
 
     app.on_partitions_assigned.connect(reread_uncommitted)

@@ -1,0 +1,88 @@
+"""A result already on the results topic is not published again.
+
+The window this closes: a worker publishes a task's result, the broker has it, and the
+worker dies before the task's done mark reaches the changelog; its successor finishes
+the task again. Here that state is made on purpose: the task's result is put on the
+results topic before the task runs, as a dead worker would have left it, and a new
+assignment (a worker restart) reads the newest results' keys
+(``streams/published.py``). The task then runs (its model is called) and ends with a
+done mark, and the topic still holds exactly the one result.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from swarmstream.schemas.codec import codec
+from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
+from swarmstream.streams.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.transport import true_end_offsets
+
+from tests.conftest import wait_for
+
+
+async def records_of(broker_url: str, topic: str, task_id: str, *, until: object, timeout_s: float) -> list[bytes]:
+    """Values of ``topic``'s records keyed (or partly keyed) by ``task_id``, read until
+    ``until(values)`` holds or ``timeout_s`` passes."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        values: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not until(values):  # type: ignore[operator]
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                values += [r.value or b"" for r in records if r.key and task_id.encode() in r.key]
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def records_to_end(broker_url: str, topic: str, task_id: str) -> list[bytes]:
+    """Values of ``topic``'s records keyed by ``task_id``, from its start to its true end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        ends = await true_end_offsets(bootstrap_servers(broker_url), await consumer.end_offsets(tps))
+        await consumer.seek_to_beginning(*tps)
+        values: list[bytes] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                values += [r.value or b"" for r in records if r.key == task_id.encode()]
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def test_a_result_left_on_the_topic_by_a_dead_worker_is_not_published_twice(make_stack) -> None:
+    async with make_stack() as stack:
+        task = TaskRequest(prompt="What is 2 + 2? Answer with a number.", answer_type="number", models=["fast-a"])
+        left_behind = TaskResult(task_id=task.task_id, mode="consensus", status="ok", answer="left behind",
+                                 created_ms=task.created_ms, completed_ms=now_ms())
+        results_topic = stack.settings.topics.results
+        await stack.client.submit_raw(codec().encode(left_behind), key=task.task_id.encode(), topic=results_topic)
+
+        stack.workers[0].kill()
+        stack.start_worker()
+        await stack.wait_ready()  # the new worker's assignment has read the results' keys
+
+        calls_before = stack.fleet.counters["fast-a"]["calls"]
+        await stack.client.submit(task)
+        changelog = f"{stack.settings.app_id}-tasks-changelog"
+        states = await records_of(stack.broker_url, changelog, task.task_id, timeout_s=30,
+                                  until=lambda vs: any(orjson.loads(v).get("done") for v in vs if v))
+        assert any(orjson.loads(v).get("done") for v in states if v), "the task ended with its done mark"
+        assert stack.fleet.counters["fast-a"]["calls"] > calls_before, "the task really ran"
+
+        # the done mark is written only after a result is acknowledged: a second result, had
+        # there been one, is on the topic by now
+        results = await records_to_end(stack.broker_url, results_topic, task.task_id)
+        assert [codec().decode_as(v, TaskResult).answer for v in results] == ["left behind"]
+        await wait_for(lambda: task.task_id in stack.client.received, timeout_s=5, stack=stack, what="the result")
+        assert stack.client.received[task.task_id].answer == "left behind"
