@@ -260,9 +260,9 @@ async def test_a_worker_killed_after_a_tool_ran_does_not_run_it_again(make_stack
 
         stack.workers[0].kill()
         stack.start_worker()
-        # If this times out, see DESIGN.md on the open restart bug: a restarted worker's consumer
-        # can skip a fetched record (seen here about 1 run in 14 under load; the tool did not run
-        # again then either, but the run proves nothing, so it fails).
+        # It timed out in 2 of ~17 runs while the model-call dedupe was on (a restarted worker
+        # then stopped taking events after its first fetches: DESIGN.md, "Exactly one result");
+        # with it off (the default), 0 of 3. The tool did not run again then either.
         events = await audit_until(stack, write.task_id, lambda es: any(e.decision == "reused" for e in es),
                                    timeout_s=90)
         decisions = [e.decision for e in events]
