@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Record
 from swarmstream.streams.broker import (
@@ -62,22 +62,30 @@ async def wait_for(condition: Callable[[], bool], *, timeout_s: float, stack: St
         await asyncio.sleep(0.05)
 
 
-async def read_topic(broker_url: str, topic: str, *, count: int, timeout_s: float) -> list[Record]:
-    """The first ``count`` records of ``topic`` (all partitions, from the beginning)."""
+async def read_raw(broker_url: str, topic: str, *, until: Callable[[list[ConsumerRecord]], bool], timeout_s: float,
+                   keep: Callable[[ConsumerRecord], bool] = lambda record: True) -> list[ConsumerRecord]:
+    """The records of ``topic`` (all partitions, from the beginning) that ``keep`` accepts,
+    read until ``until(kept)`` holds or ``timeout_s`` passes."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        records: list[Record] = []
+        kept: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout_s
-        while len(records) < count and time.monotonic() < deadline:
+        while not until(kept) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=100)
-            records += [codec().decode(r.value) for rs in batch.values() for r in rs]
-        return records
+            kept += [r for rs in batch.values() for r in rs if keep(r)]
+        return kept
     finally:
         await consumer.stop()
+
+
+async def read_topic(broker_url: str, topic: str, *, count: int, timeout_s: float) -> list[Record]:
+    """The first ``count`` records of ``topic`` (all partitions, from the beginning), decoded."""
+    raw = await read_raw(broker_url, topic, until=lambda records: len(records) >= count, timeout_s=timeout_s)
+    return [codec().decode(r.value) for r in raw]
 
 
 @pytest.fixture

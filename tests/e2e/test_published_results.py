@@ -11,8 +11,6 @@ done mark, and the topic still holds exactly the one result.
 
 from __future__ import annotations
 
-import time
-
 import orjson
 from aiokafka import AIOKafkaConsumer
 from swarmstream.schemas.codec import codec
@@ -20,26 +18,7 @@ from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
 from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 from swarmstream.streams.transport import true_end_offsets
 
-from tests.conftest import wait_for
-
-
-async def records_of(broker_url: str, topic: str, task_id: str, *, until: object, timeout_s: float) -> list[bytes]:
-    """Values of ``topic``'s records keyed (or partly keyed) by ``task_id``, read until
-    ``until(values)`` holds or ``timeout_s`` passes."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        values: list[bytes] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not until(values):  # type: ignore[operator]
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                values += [r.value or b"" for r in records if r.key and task_id.encode() in r.key]
-        return values
-    finally:
-        await consumer.stop()
+from tests.conftest import read_raw, wait_for
 
 
 async def records_to_end(broker_url: str, topic: str, task_id: str) -> list[bytes]:
@@ -75,9 +54,10 @@ async def test_a_result_left_on_the_topic_by_a_dead_worker_is_not_published_twic
         calls_before = stack.fleet.counters["fast-a"]["calls"]
         await stack.client.submit(task)
         changelog = f"{stack.settings.app_id}-tasks-changelog"
-        states = await records_of(stack.broker_url, changelog, task.task_id, timeout_s=30,
-                                  until=lambda vs: any(orjson.loads(v).get("done") for v in vs if v))
-        assert any(orjson.loads(v).get("done") for v in states if v), "the task ended with its done mark"
+        states = await read_raw(stack.broker_url, changelog, keep=lambda r: task.task_id.encode() in (r.key or b""),
+                                until=lambda rs: any(orjson.loads(r.value).get("done") for r in rs if r.value),
+                                timeout_s=30)
+        assert any(orjson.loads(r.value).get("done") for r in states if r.value), "the task ended with its done mark"
         assert stack.fleet.counters["fast-a"]["calls"] > calls_before, "the task really ran"
 
         # the done mark is written only after a result is acknowledged: a second result, had

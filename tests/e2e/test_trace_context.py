@@ -9,14 +9,10 @@ opentelemetry API here: spans are not recorded, the context still flows).
 
 from __future__ import annotations
 
-import time
-
-from aiokafka import AIOKafkaConsumer
 from swarmstream.schemas.models import TaskRequest
 from swarmstream.streams import tracing
-from swarmstream.streams.broker import bootstrap_servers, topic_partitions
 
-from tests.conftest import wait_for
+from tests.conftest import read_raw, wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -24,22 +20,11 @@ CALLER_SPAN = "00f067aa0ba902b7"
 
 async def headers_of(broker_url: str, topic: str, task_id: str, *, count: int,
                      timeout_s: float = 10.0) -> list[dict[str, bytes]]:
-    """The headers of the first ``count`` records of ``task_id`` on ``topic``, and any more
-    that arrive in the same fetches."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10)
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        found: list[dict[str, bytes]] = []
-        deadline = time.monotonic() + timeout_s
-        while len(found) < count and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                found += [dict(r.headers) for r in records if r.key == task_id.encode()]
-        return found
-    finally:
-        await consumer.stop()
+    """The headers of the first ``count`` records of ``task_id`` on ``topic`` (and any more
+    that arrive in the same fetches)."""
+    records = await read_raw(broker_url, topic, keep=lambda r: r.key == task_id.encode(),
+                             until=lambda kept: len(kept) >= count, timeout_s=timeout_s)
+    return [dict(r.headers) for r in records]
 
 
 async def test_a_callers_trace_id_reaches_every_step_and_the_result(make_stack) -> None:
