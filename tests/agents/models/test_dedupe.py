@@ -15,6 +15,8 @@ from swarmstream.agents.ports import InputMessage
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import ModelRequest, ModelResponse, TaskRequest, now_ms
 
+from tests.conftest import wait_for
+
 TASK = TaskRequest(task_id="t1", prompt="2 + 2?", answer_type="number")
 OPEN = open_task(TASK, order=["a", "b"], asked=["a", "b"], deadline_ms=TASK.created_ms + 30_000)
 ANSWERED_A = {**OPEN, "answers": {"a": {"answer": "4", "confidence": None, "latency_ms": 1, "cost_micros": 0}}}
@@ -71,7 +73,7 @@ async def test_a_request_read_again_while_its_call_runs_waits_for_that_call() ->
     first = asyncio.create_task(caller.handle(message(request, 7)))
     await asyncio.sleep(0)
     again = asyncio.create_task(caller.handle(message(request, 7)))
-    await asyncio.sleep(0.01)
+    await wait_for(lambda: provider.calls == 1, timeout_s=5, what="the first call to start")
     assert provider.calls == 1 and not again.done(), "the re-read must not call, nor finish before the call"
     provider.release.set()
     await asyncio.wait_for(asyncio.gather(first, again), 5)

@@ -16,6 +16,8 @@ from swarmstream.agents.models.simulated import (
     solve,
 )
 
+from tests.conftest import wait_for
+
 FAST = {"latency_median_ms": 0, "latency_p99_ms": 0}
 OPENAI_PATH = "/chat/completions"
 ANTHROPIC_PATH = "/messages"
@@ -398,7 +400,7 @@ async def test_timeout_outlasts_the_client_and_stop_is_immediate(session):
         await client.post(OPENAI_PATH, payload, timeout=aiohttp.ClientTimeout(total=0.2))
     # a second call is still held when the fleet stops: stop() does not wait for it
     held = asyncio.create_task(client.post(OPENAI_PATH, payload))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: fleet.counters["m"]["calls"] == 2, timeout_s=5, what="the second call to arrive")
     started_at = time.perf_counter()
     await fleet.stop()
     assert time.perf_counter() - started_at < 1.0

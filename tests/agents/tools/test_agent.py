@@ -35,6 +35,8 @@ from swarmstream.schemas.models import (
     now_ms,
 )
 
+from tests.conftest import wait_for
+
 CALLS: dict[str, list[Any]] = defaultdict(list)
 
 
@@ -207,7 +209,8 @@ async def test_a_dangerous_call_runs_only_after_an_approval() -> None:
     runner, emitted, calls = make_runner()
     call = tool_call("danger", {"text": "yes"}, task_id="t9")
     handling = asyncio.create_task(runner.handle(message(call)))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: [a.decision for a in audits(emitted)] == ["awaiting_approval"], timeout_s=5,
+                   what="the call to wait for its approval")
     assert calls["danger"] == [] and not handling.done()
     approval = Approval(task_id="t9", tool="danger", digest=call.digest, approver="ada", at_ms=now_ms())
     await runner._approvals.handle(InputMessage("approvals", 0, 0, b"t9", codec().encode(approval)))
