@@ -2,12 +2,12 @@
 
 Issue 4 asks that one worker complete 200 concurrent calls to a simulated model of
 200 ms latency in well under 2 s: proof that the HTTP pool (``agents/models/http.py``)
-and the agent's in-flight window (``streams/inflight.py``) really run calls at once.
+and the agent's in-flight window (``streams/engine.py``) really run calls at once.
 
 What runs is the worker's own path, minus Kafka: 200 ``ModelRequest`` events, Avro
-encoded as on ``swarm.model.<id>``, are fed to ``streams.inflight.run_in_order``
-(the semaphore of the model's ``max_in_flight`` plus one task per event, acks in
-offset order) over an in-memory stream, and each is handled by ``ModelCaller.handle``
+encoded as on ``swarm.model.<id>``, go through the engine's in-flight window for one
+agent (the model's ``max_in_flight``, one task per event), and each is handled by
+``ModelCaller.handle``
 (decode, deadline, ``build_provider``'s OpenAI-protocol provider over the pooled
 httpx-aiohttp client, answer parsing). ``emit`` only records the outcome, so the
 broker's write latency is not part of the numbers.
@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from swarmstream.agents.models.agent import ModelCaller
@@ -50,6 +49,7 @@ from swarmstream.agents.models.catalog import ModelSpec, SimProfile
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.models.simulated import SimFleet
+from swarmstream.agents.ports import InputMessage
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import (
     Failure,
@@ -59,7 +59,6 @@ from swarmstream.schemas.models import (
     TaskRequest,
     now_ms,
 )
-from swarmstream.streams.inflight import run_in_order
 
 CALLS = 200
 MODEL_LATENCY_MS = 200
@@ -75,49 +74,23 @@ MODEL_ID = "sim-200ms"
 TOPIC = f"swarm.model.{MODEL_ID}"
 
 
-@dataclass(frozen=True)
-class _Message:
-    """The fields of a Faust message that ``inflight.to_input`` and the acks read."""
+async def _in_flight(values: list[bytes], handle: Any, limit: int) -> int:
+    """The engine's dispatch for one agent (``streams/engine.py``), minus Kafka: one task per
+    event, at most ``limit`` at once; returns the events handled."""
+    slots = asyncio.Semaphore(limit)
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    headers: Mapping[str, bytes] = field(default_factory=dict)
+    async def one(offset: int, value: bytes) -> None:
+        try:
+            await handle(InputMessage(TOPIC, 0, offset, str(offset).encode(), value))
+        finally:
+            slots.release()
 
-    @property
-    def tp(self) -> tuple[str, int]:
-        return (self.topic, self.partition)
-
-
-@dataclass(frozen=True)
-class _Event:
-    message: _Message
-
-
-class _MemoryStream:
-    """What ``run_in_order`` uses of a Faust stream (``noack().events()``, ``ack``), in memory.
-
-    After the last event the stream stays open until ``finished`` is set: a Faust
-    stream never ends, and ``run_in_order`` cancels events still in flight when it does.
-    """
-
-    def __init__(self, values: list[bytes], finished: asyncio.Event) -> None:
-        self._values = values
-        self._finished = finished
-        self.acked = 0
-
-    def noack(self) -> _MemoryStream:
-        return self
-
-    async def events(self) -> Any:
-        for offset, value in enumerate(self._values):
-            yield _Event(_Message(TOPIC, 0, offset, str(offset).encode(), value))
-        await self._finished.wait()
-
-    async def ack(self, event: _Event) -> None:
-        self.acked += 1
+    tasks = []
+    for offset, value in enumerate(values):
+        await slots.acquire()
+        tasks.append(asyncio.ensure_future(one(offset, value)))
+    await asyncio.gather(*tasks)
+    return len(tasks)
 
 
 def _spec(endpoint: str, max_in_flight: int) -> ModelSpec:
@@ -147,9 +120,8 @@ def _requests(calls: int) -> list[bytes]:
 
 
 async def _drive(spec: ModelSpec, pool: ClientPool, calls: int) -> dict[str, Any]:
-    """Feed ``calls`` encoded requests through run_in_order + ModelCaller.handle; time it."""
+    """Feed ``calls`` encoded requests through the in-flight window + ModelCaller.handle; time it."""
     values = _requests(calls)  # producing them is not the worker's work: outside the clock
-    finished = asyncio.Event()
     outcomes: list[Record] = []
     last_outcome_s = 0.0
 
@@ -158,7 +130,6 @@ async def _drive(spec: ModelSpec, pool: ClientPool, calls: int) -> dict[str, Any
         outcomes.append(record)
         if len(outcomes) == calls:
             last_outcome_s = time.perf_counter()
-            finished.set()
 
     caller = ModelCaller(
         provider=build_provider(spec, pool),
@@ -167,10 +138,9 @@ async def _drive(spec: ModelSpec, pool: ClientPool, calls: int) -> dict[str, Any
         failures_topic="swarm.failures",
         dead_letter_topic="swarm.dead-letters",
     )
-    stream = _MemoryStream(values, finished)
     cpu_started_s = time.process_time()
     started_s = time.perf_counter()
-    await run_in_order(stream, caller.handle, max_in_flight=spec.max_in_flight, name=f"model-call.{MODEL_ID}")
+    handled = await _in_flight(values, caller.handle, spec.max_in_flight)
     cpu_s = time.process_time() - cpu_started_s
     wall_s = last_outcome_s - started_s
     failures = [o for o in outcomes if isinstance(o, Failure)]
@@ -184,7 +154,7 @@ async def _drive(spec: ModelSpec, pool: ClientPool, calls: int) -> dict[str, Any
         "responses": len(latencies),
         "failures": len(failures),
         "failure_classes": sorted({f.failure_class for f in failures}),
-        "acked": stream.acked,
+        "acked": handled,
         "call_latency_ms_median": latencies[len(latencies) // 2] if latencies else None,
         "call_latency_ms_max": latencies[-1] if latencies else None,
     }
@@ -222,7 +192,7 @@ def render(result: Mapping[str, Any]) -> str:
     burst = runs["burst_200"]
     lines = [
         f"one worker, simulated model of {result['model_latency_ms']} ms latency "
-        "(run_in_order + ModelCaller.handle + httpx over aiohttp, loopback)",
+        "(in-flight window + ModelCaller.handle + httpx over aiohttp, loopback)",
         "",
         f"{'run':<28} {'wall s':>7} {'calls/s':>8} {'CPU ms/call':>12} {'failures':>9}",
     ]

@@ -15,7 +15,7 @@ SIGKILL mid-run, at one of two moments:
   intervals, and the partitions whose offsets move meanwhile are the
   survivor's (Tansu's DescribeGroups answers no assignments). Random kills
   rarely land right after a commit, which is where commit-ordering bugs lose
-  events (DESIGN.md: faust-streaming #606).
+  events (under Faust: faust-streaming #606).
 
 The survivor takes the victim's partitions, restores the tables from their
 changelogs and goes on. Measured, per variant:
@@ -31,12 +31,11 @@ changelogs and goes on. Measured, per variant:
 - ``calls_in_flight_at_kill``: the slow model's calls the fleet had started and
   not answered when the kill landed.
 
-The bench runs each kill moment twice, with the model-call dedupe off (the default)
-and on (``SWARM_DEDUPE_MODEL_CALLS=true``, ``agents/models/dedupe.py``): the
-top-level numbers are the runs with it off, summed over both moments, and
-``repeated_model_calls_with_dedupe`` / ``swept_with_dedupe`` the same sums with it on
-(it is off by default because of the stall those runs show: DESIGN.md, "Exactly one
-result"). Each run draws its own kill moment, so compare the sums, not single runs.
+The bench runs each kill moment twice, with the model-call dedupe on (the default,
+``agents/models/dedupe.py``) and off (``SWARM_DEDUPE_MODEL_CALLS=false``): the
+top-level numbers are the runs with it on, summed over both moments, and
+``repeated_model_calls_without_dedupe`` / ``swept_without_dedupe`` the same sums with
+it off. Each run draws its own kill moment, so compare the sums, not single runs.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.demo import to_request
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
-from swarmstream.streams.transport import true_end_offsets
+from swarmstream.streams.broker import true_end_offsets
 
 KillAt = Literal["random", "after_commit"]
 
@@ -195,7 +194,7 @@ async def results_on_topic(broker_url: str, topic: str, task_ids: set[str]) -> d
 
 async def victim_partitions(offsets: CommittedOffsets, victim: Any, partitions: int) -> set[int]:
     """The partition numbers the victim owns: those that do not move while it is frozen.
-    (Faust assigns the same partition number of every co-partitioned topic to one worker.)"""
+    (The engine's range assignor gives one worker the same partition numbers of every topic.)"""
     os.kill(victim.pid, signal.SIGSTOP)
     try:
         await asyncio.sleep(0.1)  # a commit the victim sent just before the freeze lands first
@@ -319,21 +318,21 @@ async def _run(*, quick: bool) -> dict[str, Any]:
         fleet = Path(tmp) / "fleet.yaml"
         fleet.write_text(BENCH_FLEET)
         for kill_at in ("random", "after_commit"):
-            for dedupe in (False, True):
+            for dedupe in (True, False):
                 settings = unique_settings(Settings(models=fleet), data_dir=Path(tmp) / kill_at,
                                            dedupe_model_calls=dedupe)
                 async with running_stack(settings, workers=1, log_dir=Path(tmp)) as stack:
                     report = await crash_run(stack, tasks=tasks, models=["slow", "quick"], kill_at=kill_at,
                                              seed=seed)
-                reports[f"{kill_at}, dedupe" if dedupe else kill_at] = report.to_dict()
-    plain = [r for name, r in reports.items() if "dedupe" not in name]
-    deduped = [r for name, r in reports.items() if "dedupe" in name]
+                reports[kill_at if dedupe else f"{kill_at}, no dedupe"] = report.to_dict()
+    deduped = [r for name, r in reports.items() if "no dedupe" not in name]
+    plain = [r for name, r in reports.items() if "no dedupe" in name]
     keys = ("tasks", "results", "lost", "duplicate_results", "repeated_model_calls", "swept")
     return {
-        **{key: sum(r[key] for r in plain) for key in keys},  # both kill moments, dedupe off (the default)
-        "repeated_model_calls_with_dedupe": sum(r["repeated_model_calls"] for r in deduped),
-        "swept_with_dedupe": sum(r["swept"] for r in deduped),
-        "runs": len(plain),
+        **{key: sum(r[key] for r in deduped) for key in keys},  # both kill moments, dedupe on (the default)
+        "repeated_model_calls_without_dedupe": sum(r["repeated_model_calls"] for r in plain),
+        "swept_without_dedupe": sum(r["swept"] for r in plain),
+        "runs": len(deduped),
         "tasks_per_run": tasks,
         "variants": reports,
     }

@@ -28,8 +28,8 @@ Parts:
     ``broker_cpu_ms_per_task`` the embedded broker, both reported beside it, not in it.
     ``peak_rss_mb``: the worker's ``VmHWM`` after the burst.
     ``worker_main_thread_cpu_share``: the part of the worker's CPU spent on its main
-    thread (the event loop running the agents); the rest is Faust's consumer thread and
-    the other threads, from ``/proc/<pid>/task/*/stat``.
+    thread (the event loop running the agents); the rest is aiokafka's and the other
+    threads, from ``/proc/<pid>/task/*/stat``.
     Then ``select`` and ``chain`` tasks (M/2, no models named; chain tasks use the
     catalog's one chain, whose first model answers) when ``TaskRequest.mode`` has
     them: ``select_tasks_per_s``, ``chain_tasks_per_s`` (null when not wired).
@@ -66,8 +66,8 @@ Parts:
     the group is Stable with 2 members and a warm-up burst has gone through) and the
     same burst is repeated: ``scaling_2_workers`` = rate2 / rate1.
 (f) Profile: a separate stack whose worker runs under cProfile in *every* thread (a
-    profiler per thread, started by ``threading.setprofile``; Faust polls Kafka on its
-    own consumer thread, which ``python -m cProfile`` would miss), timed by each
+    profiler per thread, started by ``threading.setprofile``, so work on any other
+    thread is counted too, which ``python -m cProfile`` would miss), timed by each
     thread's CPU clock so idle waits count nothing, stopped with SIGTERM after a burst
     of 0 ms tasks; the merged top 30 functions by cumulative and by own time are written
     to ``bench/results/pipeline-profile.txt``. Profiling slows the worker (~3x); read
@@ -431,11 +431,11 @@ async def wait_members(stack: Stack, members: int, timeout_s: float = 30.0) -> d
     gone through (tasks on every partition, so every worker has recovered its tables).
 
     Tansu reports the group Stable as soon as the leader's SyncGroup lands, before the
-    members have run Faust's assignment callbacks, so the run also waits one session
-    timeout. Tasks published while a worker is still settling can be skipped by a worker
-    that keeps a partition (faust-streaming #216, #221): measured here, 1 of 40 warm-up
-    tasks sent right at "Stable" never got a result, in 2 runs of 2. The warm-up's lost
-    tasks are reported (``lost_in_join``), not waited for."""
+    members have restored their tables, so the run also waits one session timeout.
+    Under Faust, tasks published while a worker was still settling could be skipped by
+    a worker that kept a partition (faust-streaming #216, #221: 1 of 40 warm-up tasks
+    in 2 runs of 2). The warm-up's lost tasks are reported (``lost_in_join``), not
+    waited for."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(stack.broker_url))
     await admin.start()
     started = time.monotonic()
@@ -480,8 +480,8 @@ def _stable_members(responses: Any) -> int:
 
 PROFILE_SIGNAL = signal.SIGRTMIN + 1
 """Marks the profiled window: the first signal snapshots the counters (start-up ends), the
-second writes the profile of what happened between the two. Faust/mode already handle
-SIGINT, SIGTERM, SIGUSR1 and SIGUSR2."""
+second writes the profile of what happened between the two. The worker handles SIGINT
+and SIGTERM; a real-time signal is free for this."""
 
 _PROFILED_WORKER = r"""
 import cProfile, marshal, pstats, runpy, signal, sys, threading, time
@@ -554,7 +554,7 @@ def code_area(filename: str) -> str:
     """Which part of the stack a profiled function belongs to, for the share-by-area table."""
     if filename == "~":
         return "C builtins (sockets, struct, epoll, ...)"
-    for name in ("aiokafka", "faust", "mode", "pydantic", "fastavro", "orjson", "numpy"):
+    for name in ("aiokafka", "pydantic", "fastavro", "orjson", "numpy"):
         if f"/site-packages/{name}/" in filename:
             return name
     if "/site-packages/" in filename:

@@ -127,11 +127,9 @@ def role_of(topic: str, names: TopicNames, models: Iterable[str]) -> str | None:
     return None
 
 
-def declared_topics(app: Any) -> tuple[list[str], list[str]]:
-    """(agents' input topics, tables' changelog topics) of a built Faust app."""
-    inputs = sorted({name for agent in app.agents.values() for name in agent.channel.topics})
-    changelogs = sorted(table.changelog_topic.get_topic_name() for table in app.tables.values())
-    return inputs, changelogs
+def declared_topics(engine: Any) -> tuple[list[str], list[str]]:
+    """(agents' input topics, tables' changelog topics) of a built engine (``streams/engine.py``)."""
+    return engine.source_topics(), engine.changelog_topics()
 
 
 def _channel_id(address: str, prefix: str) -> str:
@@ -190,7 +188,7 @@ def _changelog_message(table: str) -> dict[str, Any]:
     return {
         "name": f"{table}Changelog",
         "title": f"{table} table changelog",
-        "summary": "Faust table changelog (internal): JSON key and value, last write per key wins.",
+        "summary": "table changelog (internal, streams/changelog.py): JSON key and value, last write per key wins.",
         "contentType": JSON_CONTENT_TYPE,
         "payload": {"description": "the table's value for the key (JSON); internal to the workers"},
         "bindings": {"kafka": {"key": {"description": "the table key (JSON)"},
@@ -198,11 +196,11 @@ def _changelog_message(table: str) -> dict[str, Any]:
     }
 
 
-def document(settings: Settings, app: Any, models: Iterable[str], *, server: str | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every topic ``app`` (built from ``settings``) declares or writes."""
+def document(settings: Settings, engine: Any, models: Iterable[str], *, server: str | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of every topic ``engine`` (built from ``settings``) declares or writes."""
     names = settings.topics
     model_ids = sorted(models)
-    inputs, changelogs = declared_topics(app)
+    inputs, changelogs = declared_topics(engine)
     addresses = list(dict.fromkeys([*names.all(model_ids), *inputs]))
     try:
         version = metadata.version("swarmstream")
@@ -249,7 +247,7 @@ def document(settings: Settings, app: Any, models: Iterable[str], *, server: str
         channels[cid] = {
             "address": address,
             "title": address,
-            "description": f"Changelog of the {table!r} table (Faust, internal; co-partitioned with its source).",
+            "description": f"Changelog of the {table!r} table (internal; co-partitioned with its source).",
             "messages": {name: _changelog_message(table)},
             "bindings": _kafka_channel_binding(settings.partitions),
         }
@@ -286,7 +284,7 @@ def build_document(settings: Settings, *, server: str | None = None) -> dict[str
 
     catalog = load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1")
     topo = build(settings.model_copy(update={"metrics_port": 0}), settings.broker or "kafka://localhost:9092", catalog)
-    return document(settings, topo.app, catalog.models, server=server)
+    return document(settings, topo.engine, catalog.models, server=server)
 
 
 def render(doc: dict[str, Any], fmt: str = "yaml") -> str:

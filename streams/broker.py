@@ -14,11 +14,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -136,9 +136,11 @@ def bootstrap_servers(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
-async def ensure_topics(url: str, names: Iterable[str], partitions: int, *, timeout_s: float = 20.0) -> None:
+async def ensure_topics(url: str, names: Iterable[str], partitions: int, *, timeout_s: float = 20.0,
+                        security: Mapping[str, Any] | None = None) -> None:
     """Create topics in the order given (source topics first), ignoring ones that exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10_000,
+                                **(security or {}))
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -173,3 +175,28 @@ async def topic_partitions(consumer: Any, topic: str, *, timeout_s: float = 20.0
         consumer._client.add_topic(topic)
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.05)
+
+
+async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_ms: int = 50) -> dict[Any, int]:
+    """The offset after each partition's last record, reading from the reported end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+        consumer.assign(list(tps))
+        ends = {tp: int(reported[orig]) for tp, orig in tps.items()}
+        for tp, end in ends.items():
+            consumer.seek(tp, max(end - 1, 0))
+        while True:
+            batch = await consumer.getmany(timeout_ms=idle_ms)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                if records:
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+            await asyncio.sleep(0)
+        return {tps[tp]: end for tp, end in ends.items()}
+    finally:
+        await consumer.stop()

@@ -77,7 +77,7 @@ def cmd_sim_fleet(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from swarmstream.schemas.models import TaskRequest
-    from swarmstream.streams.app import aiokafka_security
+    from swarmstream.streams.security import aiokafka_security
     from swarmstream.streams.client import SwarmClient
 
     settings = _settings()
@@ -106,7 +106,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from swarmstream.streams.app import aiokafka_security
+    from swarmstream.streams.security import aiokafka_security
     from swarmstream.streams.client import SwarmClient
 
     settings = _settings()

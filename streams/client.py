@@ -27,7 +27,7 @@ from swarmstream.streams.settings import TopicNames
 class SwarmClient:
     def __init__(self, broker: str, *, topics: TopicNames | None = None, from_beginning: bool = False,
                  security: Mapping[str, Any] | None = None) -> None:
-        """``security``: SASL/TLS keyword arguments for aiokafka (``streams.app.aiokafka_security``)."""
+        """``security``: SASL/TLS keyword arguments for aiokafka (``streams.security.aiokafka_security``)."""
         self._servers = bootstrap_servers(broker)
         self._security = dict(security or {})
         self.topics = topics or TopicNames()

@@ -101,26 +101,8 @@ class JsonFormatter(logging.Formatter):
         return text
 
 
-def logging_config(loglevel: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for mode/Faust's worker that merges into its own
-    and replaces its coloured console handler with one JSON line per record on stderr."""
-    return {
-        "version": 1,
-        "merge": True,  # mode.utils.logging._setup_logging merges this into its config
-        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {
-            "default": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "level": loglevel.upper(),
-                "stream": "ext://sys.stderr",
-            }
-        },
-    }
-
-
 def use_json_logs(loglevel: str = "warning") -> None:
-    """Configure the root logger of a process that is not a Faust worker (CLI tools)."""
+    """One JSON line per record on stderr for this process (a worker, a CLI tool)."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -6,7 +6,7 @@ every TaskResult (tasks by status), CallRecord (calls by model and failure
 class, latency, cost, tokens) and DeadLetter, and no handler knows metrics
 exist. What is state rather than events is read when Prometheus scrapes:
 breaker states from the worker's :class:`CircuitBoard`, consumer lag from the
-Faust app's consumer (highwater minus position of each assigned partition).
+engine's consumer (highwater minus the next offset to read, per owned partition).
 
 Counters count what this worker *published*: after a crash the pipeline is
 at-least-once (DESIGN.md), so a repeated result or call is counted again by
@@ -61,32 +61,18 @@ def lag_of(highwater: int | None, position: int | None) -> int | None:
     return max(highwater - position, 0)
 
 
-def faust_consumer_lag(app: Any) -> list[PartitionLag]:
-    """Lag of every partition assigned to the app's consumer, read without awaiting.
+def consumer_lag(engine: Any) -> list[PartitionLag]:
+    """Lag of every partition the engine owns, read without awaiting.
 
-    Runs in the scrape thread: aiokafka's ``highwater`` is a plain read, and the
-    fetch position is read from the partition's subscription state (the same
-    value ``await consumer.position(tp)`` returns once it is valid), so a scrape
-    never waits on the consumer's event loop. Empty until the consumer started."""
-    thread = getattr(getattr(app, "consumer", None), "_thread", None)
-    consumer = getattr(thread, "_consumer", None)
-    if consumer is None:
-        return []
+    Runs in the scrape thread: aiokafka's ``highwater`` is a plain read and the next
+    offset to read is the engine's own, so a scrape never waits on the event loop.
+    Empty until the engine has partitions."""
     lags = []
-    try:
-        subscription = consumer._subscription.subscription
-        if subscription is None or subscription.assignment is None:
-            return []
-        assignment = subscription.assignment
-        for tp in sorted(assignment.tps):
-            state = assignment.state_value(tp)
-            position = state.position if state is not None and state.has_valid_position else None
-            lag = lag_of(state.highwater if state is not None else None, position)
-            if lag is not None:
-                lags.append(PartitionLag(tp.topic, tp.partition, lag))
-    except (AttributeError, KeyError, AssertionError):  # a rebalance replaced the assignment mid-read
-        return lags
-    return lags
+    for topic, partition, highwater, position in engine.positions():
+        lag = lag_of(highwater, position)
+        if lag is not None:
+            lags.append(PartitionLag(topic, partition, lag))
+    return sorted(lags, key=lambda lag: (lag.topic, lag.partition))
 
 
 class BreakerCollector(Collector):
@@ -164,10 +150,10 @@ class WorkerMetrics:
 
         return counted
 
-    def watch(self, board: CircuitBoard, models: Iterable[str], app: Any) -> None:
+    def watch(self, board: CircuitBoard, models: Iterable[str], engine: Any) -> None:
         """Read breakers and consumer lag when scraped."""
         self.registry.register(BreakerCollector(board, models))
-        self.registry.register(LagCollector(lambda: faust_consumer_lag(app)))
+        self.registry.register(LagCollector(lambda: consumer_lag(engine)))
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - Prometheus scrapes from another host
         """Serve ``/metrics`` on ``port`` from a daemon thread (a scrape never waits on the event loop)."""
@@ -184,12 +170,12 @@ class MetricsError(RuntimeError):
 
 
 def install(topology: Any, board: CircuitBoard) -> WorkerMetrics:
-    """Count everything ``topology`` emits, watch ``board`` and the app's consumer, serve them.
+    """Count everything ``topology`` emits, watch ``board`` and the engine's consumer, serve them.
 
     Call it in ``streams.topology.build`` before any handler takes ``topology.emit``
     (handlers keep the function they were given)."""
     metrics = WorkerMetrics()
     topology.emit = metrics.wrap(topology.emit)
-    metrics.watch(board, topology.catalog.models, topology.app)
+    metrics.watch(board, topology.catalog.models, topology.engine)
     metrics.serve(topology.settings.metrics_port)
     return metrics

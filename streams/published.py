@@ -34,15 +34,16 @@ class PublishedResults:
         self._bootstrap = bootstrap
         self._topic = topic
         self._security = dict(security or {})
-        self._task_ids: set[str] = set()
+        self._by_partition: dict[int, set[str]] = {}
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self._task_ids
+        return any(task_id in ids for ids in self._by_partition.values())
 
     async def load(self, partitions: Iterable[int]) -> int:
-        """Replace what is known with the newest results' task ids of ``partitions``; returns how many."""
+        """Replace what is known of ``partitions`` (newly gained ones) with their newest results'
+        task ids; what is known of other partitions stays. Returns how many were found."""
         tps = [TopicPartition(self._topic, p) for p in sorted(set(partitions))]
-        found: set[str] = set()
+        found: dict[int, set[str]] = {tp.partition: set() for tp in tps}
         if tps:
             consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                         fetch_max_wait_ms=10, **self._security)
@@ -53,9 +54,10 @@ class PublishedResults:
                 for tp in tps:
                     consumer.seek(tp, max(ends[tp] - SCAN_RECORDS, 0))
                 while batch := await consumer.getmany(timeout_ms=IDLE_MS, max_records=10_000):
-                    found.update(r.key.decode("utf-8", "replace") for rs in batch.values() for r in rs if r.key)
+                    for tp, records in batch.items():
+                        found[tp.partition].update(r.key.decode("utf-8", "replace") for r in records if r.key)
                     await asyncio.sleep(0)
             finally:
                 await consumer.stop()
-        self._task_ids = found
-        return len(found)
+        self._by_partition.update(found)
+        return sum(len(ids) for ids in found.values())

@@ -23,21 +23,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWARM_", extra="ignore")
 
     broker: str = Field("", description="kafka://host:port[,host:port]; empty starts the embedded broker")
-    app_id: str = Field("swarmstream", description="Faust app id = consumer group and changelog prefix")
+    app_id: str = Field("swarmstream", description="the workers' consumer group and changelog prefix")
     topic_prefix: str = Field("swarm", description="every topic is <prefix>.<name>; tests use unique prefixes")
     partitions: int = Field(4, ge=1, le=1024)
     models: Path = Field(DEFAULT_CATALOG, description="the model catalog (models.yaml)")
     chains: Path = Field(DEFAULT_CHAINS, description="fallback chains, breakers and retry policies (chains.yaml)")
     tools: Path = Field(DEFAULT_TOOLS, description="tools, MCP servers, permission policies and loop limits (tools.yaml)")
     sim_url: str | None = Field(None, description="base URL of the simulated fleet, for `provider: simulated`")
-    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    store: str = Field("memory://", description="table store: memory:// (restored from the changelogs) or "
+                       "rocksdb:// (also on local disk, needs rocksdict: restarts read only the changelogs' tails)")
     data_dir: Path = Field(Path(".swarmstream"), description="where rocksdb tables live")
 
     session_timeout_s: float = Field(2.0, gt=0)
     heartbeat_interval_s: float = Field(0.3, gt=0)
     commit_interval_s: float = Field(0.5, gt=0)
     fetch_max_wait_ms: int = Field(
-        10, ge=0, description="Faust hard-codes 1500 ms; on Tansu every hop would wait that long"
+        10, ge=0, description="how long an idle fetch waits; Tansu holds it that long, so every hop could"
     )
     max_poll_records: int = Field(500, ge=1)
     producer_linger_ms: int = Field(
@@ -63,9 +64,8 @@ class Settings(BaseSettings):
     )
     shed_max_delay_ms: int = Field(1_000, ge=0, description="intake's wait per task just under the hard limit")
     dedupe_model_calls: bool = Field(
-        False, description="skip a redelivered model request whose outcome the task state already counts. Off: "
-        "with it on, a restarted worker stopped taking model requests after its first fetches in half the crash "
-        "runs (those tasks ended through the deadline sweeper; DESIGN.md, 'Exactly one result'), an open bug"
+        True, description="skip a redelivered model request whose outcome the task state already counts "
+        "(agents/models/dedupe.py): after a crash, only calls whose outcome was still on its way are repeated"
     )
     strategies: dict[str, str] = Field(
         default_factory=dict,

@@ -62,7 +62,7 @@ def fold_table(records: list[tuple[bytes | None, bytes | None]]) -> dict[str, An
 
 async def collect(settings: Settings) -> dict[str, Any]:
     from swarmstream.agents.models.catalog import load_catalog
-    from swarmstream.streams.app import aiokafka_security
+    from swarmstream.streams.security import aiokafka_security
     from swarmstream.streams.topology import chains_for
 
     security = aiokafka_security(settings)

@@ -27,8 +27,7 @@ from swarmstream.agents.tools.mcp import import_server_tools
 from swarmstream.agents.tools.registry import Registry, load_tools
 from swarmstream.agents.tools.turns import ToolTurns
 from swarmstream.streams.settings import Settings
-from swarmstream.streams.tables import TableKV, TableLedger, durable
-from swarmstream.streams.transport import reseek_to_committed
+from swarmstream.streams.tables import TableLedger
 
 if TYPE_CHECKING:
     from swarmstream.streams.topology import Topology
@@ -65,14 +64,13 @@ def tool_turns(settings: Settings) -> ToolTurns:
 
 def wire_tools(topo: Topology, turns: ToolTurns) -> None:
     """Declare the tool topics' agents and tables on ``topo``; ``turns`` is what the model callers offer."""
-    app, settings = topo.app, topo.settings
+    engine, settings = topo.engine, topo.settings
     names = settings.topics
-    partitions = settings.partitions
     registry, ready = turns.registry, turns.ready
 
-    ledger = TableLedger(durable(app.Table("tool-ledger", default=None, partitions=partitions)))
-    conversations = TableKV(durable(app.Table("tool-conversations", default=None, partitions=partitions)))
-    approvals = ApprovalDesk(table=TableKV(durable(app.Table("tool-approvals", default=None, partitions=partitions))),
+    ledger = TableLedger(engine.table("tool-ledger"))
+    conversations = engine.table("tool-conversations")
+    approvals = ApprovalDesk(table=engine.table("tool-approvals"),
                              dead_letter_topic=names.dead_letters, emit=topo.emit)
     runner = ToolRunner(registry=registry, executor=Executor(registry, topo.pool), ledger=ledger, approvals=approvals,
                         emit=topo.emit, results_topic=names.tool_results, audit_topic=names.audit,
@@ -81,20 +79,14 @@ def wire_tools(topo: Topology, turns: ToolTurns) -> None:
                                 dead_letter_topic=names.dead_letters,
                                 context_windows={m.id: m.context_window for m in topo.catalog.models.values()},
                                 registry=registry)
-    topo.wire("tool-calls", topo.raw_topic(names.tool_calls), runner.handle, TOOL_CALLS_IN_FLIGHT)
-    topo.wire("tool-results", topo.raw_topic(names.tool_results), keeper.handle, 256)
-    topo.wire("approvals", topo.raw_topic(names.approvals), approvals.handle, 256)
+    topo.wire("tool-calls", [names.tool_calls], runner.handle, TOOL_CALLS_IN_FLIGHT)
+    topo.wire("tool-results", [names.tool_results], keeper.handle, 256)
+    topo.wire("approvals", [names.approvals], approvals.handle, 256)
 
-    @app.task  # type: ignore[misc]
     async def import_mcp_tools() -> None:
         try:
             await ready()
         except Exception:
             log.exception("importing MCP tools failed; retried when a task needs them")
 
-    sources = {names.tool_calls, names.tool_results, names.approvals}
-
-    async def reread_uncommitted(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        await reseek_to_committed(app, [tp for tp in assigned if tp.topic in sources])
-
-    app.on_partitions_assigned.connect(reread_uncommitted)
+    engine.service(import_mcp_tools)

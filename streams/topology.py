@@ -14,8 +14,9 @@
     undecodable or invalid input ──► dead-letters
 
 Capabilities define handlers over plain values (``agents/*/agent.py``); this
-module applies the Faust decorators, gives each handler its topics and
-tables, and runs it with :func:`streams.inflight.run_in_order`.
+module gives each handler its topics and tables on the engine
+(``streams/engine.py``), which runs it with many events in flight and commits
+in offset order.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import faust
 from swarmstream.agents.consensus.agent import ConsensusJoiner
 from swarmstream.agents.consensus.strategies import load_custom
 from swarmstream.agents.dispatch.agent import Dispatcher
@@ -52,14 +52,14 @@ from swarmstream.agents.taskstate import Finisher, overdue
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
 from swarmstream.streams import tracing
-from swarmstream.streams.app import create_app, window_expiry
-from swarmstream.streams.inflight import Handler, run_in_order
+from swarmstream.streams.security import aiokafka_security
+from swarmstream.streams.broker import bootstrap_servers
+from swarmstream.streams.engine import Engine, Handler
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.published import PublishedResults
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
-from swarmstream.streams.tables import ShardedCounters, WindowedStore, durable
+from swarmstream.streams.tables import ShardedCounters, WindowedStore
 from swarmstream.streams.tool_wiring import tool_turns, wire_tools
-from swarmstream.streams.transport import local_lag, reseek_to_committed
 from swarmstream.streams.workflow_wiring import wire_workflows
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,13 @@ SWEEP_INTERVAL_S = 1.0
 DELAYED_IN_FLIGHT = 4096
 """Delayed requests mostly sleep: many may wait at once for little memory."""
 
+EXPIRE_INTERVAL_S = 30.0
+"""How often finished tasks' states older than ``SWARM_CONSENSUS_EXPIRES_S`` are forgotten."""
+
 
 @dataclass
 class Topology:
-    app: faust.App
+    engine: Engine
     settings: Settings
     catalog: Catalog
     pool: ClientPool = field(default_factory=ClientPool)
@@ -81,21 +84,29 @@ class Topology:
     async def emit(self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None) -> None:
         if self.settings.tracing:
             headers = tracing.inject(headers)
-        fut = await self.app.producer.send(
-            topic, key.encode(), codec().encode(record), None, None, list((headers or {}).items())
-        )
-        await fut
+        await self.engine.send(topic, key.encode(), codec().encode(record), headers)
 
-    def raw_topic(self, *names: str) -> faust.TopicT:
-        return self.app.topic(
-            *names, key_serializer="raw", value_serializer="raw", partitions=self.settings.partitions
-        )
+    def wire(self, name: str, topics: list[str], handler: Handler, max_in_flight: int) -> None:
+        self.engine.agent(name, topics, handler, max_in_flight)
 
-    def wire(self, name: str, channel: faust.TopicT, handler: Handler, max_in_flight: int) -> None:
-        async def agent(stream: Any) -> None:
-            await run_in_order(stream, handler, max_in_flight=max_in_flight, name=name, traced=self.settings.tracing)
+    def windowed(self, name: str) -> WindowedStore:
+        """A table of per-task states, forgotten ``SWARM_CONSENSUS_EXPIRES_S`` after their task began."""
+        store = WindowedStore(self.engine.table(name), expires_ms=self.settings.consensus_expires_s * 1000)
 
-        self.app.agent(channel, name=name)(agent)
+        async def expire() -> None:
+            store.expire(now_ms())
+
+        self.engine.timer(EXPIRE_INTERVAL_S, expire)
+        return store
+
+
+def create_engine(settings: Settings, broker_url: str) -> Engine:
+    return Engine(app_id=settings.app_id, bootstrap=bootstrap_servers(broker_url), partitions=settings.partitions,
+                  session_timeout_s=settings.session_timeout_s, heartbeat_interval_s=settings.heartbeat_interval_s,
+                  commit_interval_s=settings.commit_interval_s, max_poll_records=settings.max_poll_records,
+                  fetch_max_wait_ms=settings.fetch_max_wait_ms, producer_linger_ms=settings.producer_linger_ms,
+                  group_instance_id=settings.group_instance_id, security=aiokafka_security(settings),
+                  traced=settings.tracing, data_dir=settings.data_dir if settings.store == "rocksdb://" else None)
 
 
 def chains_for(settings: Settings, catalog: Catalog) -> ChainsConfig:
@@ -114,24 +125,20 @@ def chains_for(settings: Settings, catalog: Catalog) -> ChainsConfig:
 def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     for name, dotted in settings.strategies.items():
         load_custom(dotted, name=name)  # a StrategyLoadError names the path and what is wrong
-    app = create_app(settings, broker_url)
-    topo = Topology(app, settings, catalog)
+    engine = create_engine(settings, broker_url)
+    topo = Topology(engine, settings, catalog)
     names = settings.topics
-    partitions = settings.partitions
     chains_config = chains_for(settings, catalog)
 
-    task_table = app.Table("tasks", default=None, partitions=partitions).tumbling(
-        settings.consensus_window_s, expires=window_expiry(settings)
-    )
-    store = WindowedStore(task_table)
+    store = topo.windowed("tasks")
     book = ModelBook()
-    chain_metrics = ShardedCounters(durable(app.Table("chain-metrics", default=None, partitions=partitions)))
+    chain_metrics = ShardedCounters(engine.table("chain-metrics"))
     board = CircuitBoard(chains_config.circuit_for, now_ms)
     if settings.metrics_port:  # before any handler takes topo.emit: streams/metrics.py counts what it emits
         from swarmstream.streams.metrics import install as install_metrics
 
         install_metrics(topo, board)
-    published = PublishedResults(app.swarm_bootstrap, names.results, app.swarm_kafka_security)
+    published = PublishedResults(engine.bootstrap, names.results, engine.security)
     finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results, review_topic=names.review,
                         review_threshold=settings.review_threshold, step_results_topic=names.step_results,
                         published=published.__contains__)
@@ -158,10 +165,10 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         chains=chains,
         select_topic=names.select,
         reliability=book.reliability,
-        shedding=shedding(app, settings),
+        shedding=shedding(engine, settings),
         finisher=finisher,
     )
-    topo.wire("intake", topo.raw_topic(names.tasks), dispatcher.handle, settings.intake_in_flight)
+    topo.wire("intake", [names.tasks], dispatcher.handle, settings.intake_in_flight)
 
     turns = tool_turns(settings)
     for spec in catalog.models.values():
@@ -178,10 +185,10 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
             ),
             tools=turns,
         )
-        topo.wire(f"model-call.{spec.id}", topo.raw_topic(names.model(spec.id)), caller.handle, spec.max_in_flight)
+        topo.wire(f"model-call.{spec.id}", [names.model(spec.id)], caller.handle, spec.max_in_flight)
 
     delays = DelayLine(emit=topo.emit, model_topic=names.model, dead_letter_topic=names.dead_letters)
-    topo.wire("delays", topo.raw_topic(names.delays), delays.handle, DELAYED_IN_FLIGHT)
+    topo.wire("delays", [names.delays], delays.handle, DELAYED_IN_FLIGHT)
 
     joiner = ConsensusJoiner(
         store=store,
@@ -195,12 +202,12 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         quality_topic=names.quality,
         chains=chains.handle,
     )
-    topo.wire("outcomes", topo.raw_topic(names.responses, names.failures), joiner.handle, 256)
+    topo.wire("outcomes", [names.responses, names.failures], joiner.handle, 256)
 
     selector = Selector(
         models=catalog.models,
         book=book,
-        spend=durable(app.Table("spend", default=None, partitions=partitions)),
+        spend=engine.table("spend"),
         limits=lambda tenant: budget_limits(settings, tenant),
         emit=topo.emit,
         model_topic=names.model,
@@ -209,13 +216,12 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         dead_letter_topic=names.dead_letters,
         policy=settings.policy,
     )
-    topo.wire("select", topo.raw_topic(names.select), selector.handle, 256)
+    topo.wire("select", [names.select], selector.handle, 256)
 
     feedback = FeedbackRecorder(store=store, emit=topo.emit, quality_topic=names.quality,
                                 dead_letter_topic=names.dead_letters)
-    topo.wire("feedback", topo.raw_topic(names.feedback), feedback.handle, 256)
+    topo.wire("feedback", [names.feedback], feedback.handle, 256)
 
-    @app.timer(SWEEP_INTERVAL_S)  # type: ignore[misc]
     async def sweep_overdue_tasks() -> None:
         now = now_ms()
         sends = []
@@ -233,36 +239,31 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
             log.warning("deadline sweeper: %d overdue outcome(s) ended as timeouts", len(sends))
             await asyncio.gather(*sends)
 
-    @app.task  # type: ignore[misc]
+    engine.timer(SWEEP_INTERVAL_S, sweep_overdue_tasks)
+
     async def replicated_logs() -> None:
-        await follow_logs(app.swarm_bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality},
-                          security=app.swarm_kafka_security)
+        await follow_logs(engine.bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality},
+                          security=engine.security)
 
-    sources = {names.tasks, names.select, names.feedback, names.delays, names.responses, names.failures,
-               *(names.model(m) for m in catalog.models)}
+    engine.service(replicated_logs)
 
-    async def reread_uncommitted(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        await published.load(tp.partition for tp in assigned if tp.topic == names.tasks)
-        await reseek_to_committed(app, [tp for tp in assigned if tp.topic in sources])
+    async def load_published(gained: set[Any]) -> None:
+        await published.load(tp.partition for tp in gained if tp.topic == names.tasks)
 
-    app.on_partitions_assigned.connect(reread_uncommitted)
-
-    async def close_http(sender: Any, **kwargs: Any) -> None:
-        await topo.pool.aclose()
-
-    app.on_before_shutdown.connect(close_http)
+    engine.on_assigned(load_published)
+    engine.on_stop(topo.pool.aclose)
     wire_workflows(topo, dispatcher=dispatcher)
     wire_tools(topo, turns)
     return topo
 
 
-def shedding(app: faust.App, settings: Settings) -> Callable[[list[str], int], Admission] | None:
+def shedding(engine: Engine, settings: Settings) -> Callable[[list[str], int], Admission] | None:
     """Intake's load shedding (``agents/dispatch/shedding.py``), lags read from this worker's
     consumer at most every 250 ms per model topic partition."""
     limits = SheddingLimits(settings.shed_soft_lag, settings.shed_hard_lag, settings.shed_max_delay_ms)
     if not limits.enabled:
         return None
-    lag = CachedLag(read=lambda model, partition: local_lag(app, settings.topics.model(model), partition),
+    lag = CachedLag(read=lambda model, partition: engine.lag(settings.topics.model(model), partition),
                     clock_ms=now_ms)
     return lambda models, partition: admit(lag.lags(models, partition), models, limits)
 

@@ -1,12 +1,13 @@
 """Running a worker: in this process (``swarmstream worker``) or as a child process.
 
-Demo, tests and benchmarks run workers as child processes: Faust owns its
-event loop, signals and logging, a worker must be killable with SIGKILL for
-the crash tests, and two workers must not share a process.
+Demo, tests and benchmarks run workers as child processes: a worker owns its
+event loop, signals and logging, must be killable with SIGKILL for the crash
+tests, and two workers must not share a process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -23,31 +24,26 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning") -> None:
-    """Block running a Faust worker until SIGTERM/SIGINT."""
-    import faust
+    """Block running a worker until SIGTERM/SIGINT, then finish what is in flight, commit, leave the group."""
     from swarmstream.streams.topology import build
 
     if settings.log_format == "json":  # before build(): its warnings are log lines too
         from swarmstream.streams.jsonlog import use_json_logs
 
         use_json_logs(loglevel)
+    else:
+        logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     catalog = load_catalog(settings.models, sim_url=settings.sim_url)
     topo = build(settings, broker_url, catalog)
 
-    @topo.app.task  # type: ignore[misc]
-    async def quiet_loggers() -> None:
-        # mode's worker leaves the root logger at DEBUG and filters in its handler, so
-        # every aiokafka/faust debug call built a LogRecord: ~15% of the worker's CPU in
-        # the pipeline profile. Records below the chosen level are now never made.
-        logging.getLogger().setLevel(loglevel.upper())
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await topo.engine.run(stop)
 
-    json_logs = None
-    if settings.log_format == "json":  # one JSON object per line, secrets removed (streams/jsonlog.py)
-        from swarmstream.streams.jsonlog import logging_config
-
-        json_logs = logging_config(loglevel)
-    faust.Worker(topo.app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
-                 logging_config=json_logs).execute_from_commandline()
+    asyncio.run(main())
 
 
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:

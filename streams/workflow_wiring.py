@@ -8,10 +8,9 @@
         └─ done ──► swarm.results (the workflow's one result: every step's output, the path)
 
 ``build()`` in ``streams/topology.py`` calls :func:`wire_workflows` last. Step
-topics depend on the workflows file, so they are declared by Faust at start
-(``internal=True`` makes Faust create them with the configured partitions
-before it subscribes; a topic Tansu auto-created on first reference would get
-4 partitions whatever the setting).
+topics depend on the workflows file, so the engine creates them at start, with
+the configured partitions, before it subscribes (a topic Tansu auto-created on
+first reference would get 4 partitions whatever the setting).
 """
 
 from __future__ import annotations
@@ -36,10 +35,7 @@ from swarmstream.agents.workflows.middleware import (
     build_middleware,
 )
 from swarmstream.schemas.models import now_ms
-from swarmstream.streams.app import window_expiry
 from swarmstream.streams.settings import DEFAULT_WORKFLOWS, Settings
-from swarmstream.streams.tables import WindowedStore, durable
-from swarmstream.streams.transport import reseek_to_committed
 
 if TYPE_CHECKING:
     from swarmstream.streams.topology import Topology
@@ -80,15 +76,11 @@ def build_chains(workflows: WorkflowsFile, env: MiddlewareEnv, source: str) -> d
 
 def wire_workflows(topo: Topology, *, dispatcher: Dispatcher) -> WorkflowRunner:
     settings = topo.settings
-    app = topo.app
     names = settings.topics
     workflows = workflows_for(settings, topo.catalog)
 
-    state_table = app.Table("workflows", default=None, partitions=settings.partitions).tumbling(
-        settings.consensus_window_s, expires=window_expiry(settings)
-    )
-    store = WindowedStore(state_table)
-    cache = durable(app.Table("workflow-cache", default=None, partitions=settings.partitions))
+    store = topo.windowed("workflows")
+    cache = topo.engine.table("workflow-cache")
     env = MiddlewareEnv(cache=cache)
     workflow_finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results,
                                  review_topic=names.review, review_threshold=settings.review_threshold,
@@ -108,11 +100,8 @@ def wire_workflows(topo: Topology, *, dispatcher: Dispatcher) -> WorkflowRunner:
 
     sources = [names.step_results, *(names.step(w, s.name) for w, wf in workflows.workflows.items()
                                      for s in wf.steps)]
-    channel = app.topic(*sources, key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
-                        internal=True)
-    topo.wire("workflows", channel, runner.handle, RUNNER_IN_FLIGHT)
+    topo.wire("workflows", sources, runner.handle, RUNNER_IN_FLIGHT)
 
-    @app.timer(SWEEP_INTERVAL_S)  # type: ignore[misc]
     async def sweep_overdue_workflows() -> None:
         sends = [topo.emit(topic, key, record) for topic, key, record in
                  runner.overdue(store.items(), now_ms(), SWEEP_GRACE_MS)]
@@ -120,8 +109,5 @@ def wire_workflows(topo: Topology, *, dispatcher: Dispatcher) -> WorkflowRunner:
             log.warning("workflow sweeper: %d workflow(s) past their deadline", len(sends))
             await asyncio.gather(*sends)
 
-    async def reread_uncommitted(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        await reseek_to_committed(app, [tp for tp in assigned if tp.topic in set(sources)])
-
-    app.on_partitions_assigned.connect(reread_uncommitted)
+    topo.engine.timer(SWEEP_INTERVAL_S, sweep_overdue_workflows)
     return runner

@@ -1,16 +1,12 @@
 """A worker killed with SIGKILL mid-run loses no task: its replacement restores
 the tables from their changelogs and every task still gets exactly one result.
 
-Tasks the replacement cannot finish end through the deadline sweeper as ``partial``
-(the missing model's outcome a swept timeout) instead of never: the test accepts
-that and prints how many. Two causes were found and fixed in ``streams/transport.py``
-(Faust dropping a fetched record on its way to the agent, then committing past it;
-see ``tests/e2e/test_crash_two_workers.py``). A third was ours: the
-model-call dedupe (``agents/models/dedupe.py``, ``SWARM_DEDUPE_MODEL_CALLS``) made the
-replacement stop taking model requests after its first fetches in about half the runs
-(~50 of 100 tasks swept; found by bisecting to the commit that switched it on for the
-live callers); it is off by default, and with it off no run since swept a task.
-"""
+Tasks the replacement cannot finish would end through the deadline sweeper as
+``partial`` (the missing model's outcome a swept timeout) instead of never: the test
+accepts that and prints how many. Under Faust that happened for records it dropped on
+their way to an agent, and with the model-call dedupe on, in about half the runs;
+on the engine (``streams/engine.py``), with the dedupe on by default, no run has swept
+a task (DESIGN.md, "Exactly one result")."""
 
 from __future__ import annotations
 

@@ -15,12 +15,11 @@ the keys of its partitions' newest results at every assignment
 (``streams/published.py``) and only writes the done mark for those (before that:
 0-10 repeats a run, all of this kind).
 
-Swept tasks. Two ways Faust lost an outcome on the way to its agent are fixed
-(``streams/transport.Consumer``; before, ~1 run in 3 ended tasks through the deadline
-sweeper). A third was the
-model-call dedupe (``SWARM_DEDUPE_MODEL_CALLS``, now off by default): with it on, the
-survivor stopped taking the victim's slow-model requests after its first fetches in some
-runs (69 and 137 tasks swept). Swept tasks are still one result each and none is lost,
+Swept tasks. Faust lost outcomes on their way to an agent (~1 run in 3 ended tasks
+through the deadline sweeper before ``streams/transport.Consumer`` patched it), and the
+model-call dedupe made the survivor stop taking requests in some runs; the engine
+(``streams/engine.py``) hands every fetched record to its handler or reads it again, and
+no run on it has swept a task. Swept tasks would still be one result each and none lost,
 which is what the test holds to; it prints how many.
 
 Repeated model calls are printed: calls whose request offset the victim had not

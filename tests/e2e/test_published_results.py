@@ -15,8 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.broker import bootstrap_servers, topic_partitions
-from swarmstream.streams.transport import true_end_offsets
+from swarmstream.streams.broker import bootstrap_servers, topic_partitions, true_end_offsets
 
 from tests.conftest import read_raw, wait_for
 
@@ -39,6 +38,11 @@ async def records_to_end(broker_url: str, topic: str, task_id: str) -> list[byte
         await consumer.stop()
 
 
+def done(value: bytes | None) -> bool:
+    """A task-table changelog value, ``[created_ms, state]`` (``streams/tables.WindowedStore``), marks the task done."""
+    return bool(value) and bool(orjson.loads(value)[1].get("done"))
+
+
 async def test_a_result_left_on_the_topic_by_a_dead_worker_is_not_published_twice(make_stack) -> None:
     async with make_stack() as stack:
         task = TaskRequest(prompt="What is 2 + 2? Answer with a number.", answer_type="number", models=["fast-a"])
@@ -55,9 +59,9 @@ async def test_a_result_left_on_the_topic_by_a_dead_worker_is_not_published_twic
         await stack.client.submit(task)
         changelog = f"{stack.settings.app_id}-tasks-changelog"
         states = await read_raw(stack.broker_url, changelog, keep=lambda r: task.task_id.encode() in (r.key or b""),
-                                until=lambda rs: any(orjson.loads(r.value).get("done") for r in rs if r.value),
+                                until=lambda rs: any(done(r.value) for r in rs),
                                 timeout_s=30)
-        assert any(orjson.loads(r.value).get("done") for r in states if r.value), "the task ended with its done mark"
+        assert any(done(r.value) for r in states), "the task ended with its done mark"
         assert stack.fleet.counters["fast-a"]["calls"] > calls_before, "the task really ran"
 
         # the done mark is written only after a result is acknowledged: a second result, had

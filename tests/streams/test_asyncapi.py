@@ -47,7 +47,7 @@ def built() -> tuple[Settings, Any, list[str]]:
     settings = Settings(models=FLEET, chains=CHAINS, topic_prefix="acme", app_id="acme-app", partitions=6)
     catalog = load_catalog(settings.models, sim_url="http://127.0.0.1:1/v1")
     topo = build(settings, "kafka://127.0.0.1:1", catalog)  # nothing connects until the app starts
-    return settings, topo.app, sorted(catalog.models)
+    return settings, topo.engine, sorted(catalog.models)
 
 
 @pytest.fixture(scope="module")

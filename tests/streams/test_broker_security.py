@@ -1,4 +1,4 @@
-"""SWARM_BROKER_* settings become Faust credentials and aiokafka arguments; mistakes name the variables."""
+"""SWARM_BROKER_* settings become aiokafka arguments for every client; mistakes name the variables."""
 
 from __future__ import annotations
 
@@ -6,14 +6,9 @@ import re
 import ssl
 from pathlib import Path
 
-import faust
 import pytest
-from swarmstream.streams.app import (
-    BrokerSecurityError,
-    aiokafka_security,
-    create_app,
-    faust_credentials,
-)
+from swarmstream.streams.security import BrokerSecurityError, aiokafka_security
+from swarmstream.streams.topology import create_engine
 from swarmstream.streams.settings import Settings
 from swarmstream.streams.worker import settings_env
 
@@ -31,21 +26,18 @@ PASSWORD = "s3cr3t-password-value"
           "broker_sasl_username": "u", "broker_sasl_password": PASSWORD}, "SASL_SSL", "SCRAM-SHA-512", True),
     ],
 )
-def test_settings_map_to_faust_and_aiokafka(env: dict[str, str], protocol: str | None, mechanism: str | None,
+def test_settings_map_to_aiokafka(env: dict[str, str], protocol: str | None, mechanism: str | None,
                                            tls: bool) -> None:
     settings = Settings(**env)
     kwargs = aiokafka_security(settings)
-    credentials = faust_credentials(settings)
     if protocol is None:
-        assert kwargs == {} and credentials is None
+        assert kwargs == {}
         return
     assert kwargs["security_protocol"] == protocol
-    assert credentials.protocol.value == protocol
     assert isinstance(kwargs.get("ssl_context"), ssl.SSLContext) == tls
     if mechanism:
         assert kwargs["sasl_mechanism"] == mechanism and kwargs["sasl_plain_password"] == PASSWORD
-        assert isinstance(credentials, faust.SASLCredentials) and credentials.mechanism.value == mechanism
-        assert PASSWORD not in repr(credentials) and PASSWORD not in repr(settings)
+        assert PASSWORD not in repr(settings)
 
 
 @pytest.mark.parametrize(
@@ -65,12 +57,12 @@ def test_incomplete_settings_say_what_is_missing(env: dict[str, str], message: s
         aiokafka_security(Settings(**env))
 
 
-def test_the_app_is_built_with_the_credentials() -> None:
+def test_the_engine_is_built_with_the_credentials() -> None:
     settings = Settings(broker_security_protocol="SASL_PLAINTEXT", broker_sasl_mechanism="SCRAM-SHA-256",
                         broker_sasl_username="u", broker_sasl_password=PASSWORD)
-    app = create_app(settings, "kafka://127.0.0.1:1")
-    assert app.conf.broker_credentials.mechanism.value == "SCRAM-SHA-256"
-    assert app.swarm_kafka_security["sasl_plain_username"] == "u"
+    engine = create_engine(settings, "kafka://127.0.0.1:1")
+    assert engine.security["sasl_mechanism"] == "SCRAM-SHA-256"
+    assert engine.security["sasl_plain_username"] == "u"
 
 
 def test_a_child_worker_gets_the_real_password_not_the_mask(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import pytest
 from swarmstream.streams.jsonlog import (
     REDACTED,
     JsonFormatter,
-    logging_config,
     redact,
     secret_values,
 )
@@ -91,13 +90,6 @@ def test_a_record_carrying_an_api_key_reaches_no_line() -> None:
     assert lines[0]["message"] == f"calling fast-a with key {REDACTED}"
 
 
-def test_the_worker_config_replaces_the_console_handler() -> None:
-    config = logging_config("info")
-    assert config["merge"] is True
-    assert config["handlers"]["default"]["formatter"] == "json"
-    assert config["handlers"]["default"]["level"] == "INFO"
-
-
 async def test_a_worker_with_json_logs_writes_only_json_lines(make_stack, tmp_path: Path) -> None:
     async with make_stack(workers=0, log_format="json") as stack:
         worker = stack.start_worker(SWARM_WORKER_LOGLEVEL="info", SWARM_TEST_OPENAI_KEY=API_KEY)
@@ -105,6 +97,6 @@ async def test_a_worker_with_json_logs_writes_only_json_lines(make_stack, tmp_pa
         worker.stop()
     lines = (tmp_path / "worker-0.log").read_bytes().splitlines()
     parsed = [orjson.loads(line) for line in lines if line.strip()]  # fails on any line that is not JSON
-    assert len(parsed) > 5  # Faust logs its start-up at info: the check saw real lines
+    assert len(parsed) > 5  # the consumer group logs its start-up at info: the check saw real lines
     assert {"at_ms", "level", "logger", "message"} <= set(parsed[0])
     assert API_KEY.encode() not in b"".join(lines)
