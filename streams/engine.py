@@ -172,6 +172,7 @@ class Engine:
         self.consumer: AIOKafkaConsumer | None = None
         self.ready = asyncio.Event()
         self._stopping = False
+        self._failed: asyncio.Future[None] | None = None  # set by start (it needs the running loop)
 
     # -- declaring -------------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class Engine:
     # -- running ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._failed = asyncio.get_running_loop().create_future()
         await ensure_topics(f"kafka://{self.bootstrap}", [*self.source_topics(), *self.changelog_topics()],
                             self.partitions, security=self.security)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
@@ -263,12 +265,14 @@ class Engine:
         """Handle events until ``stop`` is set, then finish what is in flight (for a while),
         commit and leave the group."""
         await self.start()
+        assert self._failed is not None
         fetching = asyncio.ensure_future(self._fetch_loop())
         stopping = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait([fetching, stopping], return_when=asyncio.FIRST_COMPLETED)
-            if fetching.done():
-                fetching.result()  # a crash of the fetch loop is the worker's crash
+            await asyncio.wait([fetching, stopping, self._failed], return_when=asyncio.FIRST_COMPLETED)
+            for crashed in (self._failed, fetching):
+                if crashed.done():
+                    crashed.result()  # a crash of the fetch loop or a fatal fault is the worker's crash
         finally:
             fetching.cancel()
             stopping.cancel()
@@ -324,7 +328,8 @@ class Engine:
 
     def _pause(self, agent: Agent, paused: bool) -> None:
         assert self.consumer is not None
-        tps = [tp for tp in self._parts if tp.topic in agent.topics]
+        owned = self.consumer.assignment()  # during a rebalance, _parts may still hold revoked ones
+        tps = [tp for tp in self._parts if tp.topic in agent.topics and tp in owned]
         agent.paused = paused
         if paused:
             self.consumer.pause(*tps)
@@ -342,30 +347,42 @@ class Engine:
         _table_writes.set(writes)  # this task's own context: only its writes land here
         current_partition.set(message.partition)
         try:
-            if self.traced:
-                with tracing.span(agent.name, message.headers, topic=message.topic, partition=message.partition,
-                                  offset=message.offset):
+            try:
+                if self.traced:
+                    with tracing.span(agent.name, message.headers, topic=message.topic,
+                                      partition=message.partition, offset=message.offset):
+                        await agent.handler(message)
+                else:
                     await agent.handler(message)
-            else:
-                await agent.handler(message)
-            if writes:
+            except Exception:
+                # It cannot be retried in place without blocking its partition; handlers own
+                # their error paths (dead letters, Failure events), so this is a bug: logged loudly.
+                log.exception("%s: handler failed on %s[%d]@%d", agent.name, message.topic, message.partition,
+                              message.offset, extra={"topic": message.topic, "partition": message.partition,
+                                                     "offset": message.offset,
+                                                     "task_id": (message.key or b"").decode("utf-8", "replace")})
+            if writes:  # also those of a failed handler: the state it left is the state it wrote
                 await asyncio.gather(*writes)
-        except asyncio.CancelledError:
+            slot.done = True
+        except Exception as exc:
+            # The producer gave up on a changelog write: committing this event would lose its
+            # state, so its slot stays unfinished (nothing is committed past it) and the worker
+            # stops; its partitions' next owner handles the event again.
+            self._fail(RuntimeError(f"{agent.name}: a table write of {message.topic}[{message.partition}]"
+                                    f"@{message.offset} failed: {exc!r}"))
+        finally:
             agent.running -= 1
+            slot.task = None
+            if slot.done:
+                part.advance()
             self._drain(agent)
-            raise
-        except Exception:
-            # It cannot be retried in place without blocking its partition; handlers own their
-            # error paths (dead letters, Failure events), so this is a bug: logged loudly.
-            log.exception("%s: handler failed on %s[%d]@%d", agent.name, message.topic, message.partition,
-                          message.offset, extra={"topic": message.topic, "partition": message.partition,
-                                                 "offset": message.offset,
-                                                 "task_id": (message.key or b"").decode("utf-8", "replace")})
-        agent.running -= 1
-        slot.done = True
-        slot.task = None
-        part.advance()
-        self._drain(agent)
+
+    def _fail(self, exc: BaseException) -> None:
+        """A fault the worker cannot carry on past: ``run`` raises it (the process exits non-zero
+        and its supervisor restarts it; the group hands its partitions on meanwhile)."""
+        log.error("worker failing: %s", exc)
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_exception(exc)
 
     def _drain(self, agent: Agent) -> None:
         """Start waiting events while the agent has room; resume its partitions once the backlog is short."""
@@ -407,6 +424,14 @@ class Engine:
             log.warning("commit before the rebalance failed (%r): the next owner re-reads from the last commit", exc)
 
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self._take(assigned)
+        except Exception as exc:
+            # aiokafka only logs a listener's failure; the gained partitions would stay paused
+            # (owned here, handled nowhere) for good.
+            self._fail(RuntimeError(f"taking partitions failed: {exc!r}"))
+
+    async def _take(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
         started = time.monotonic()
         for tp in [tp for tp in self._parts if tp not in assigned]:
