@@ -68,6 +68,10 @@ BACKLOG_PER_LIMIT = 2
 """An agent's partitions are paused once it holds this many times its in-flight limit
 waiting: enough to start the next call the moment one ends, little memory."""
 
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""aiokafka keeps one open batch per partition and makes every send to a full one wait (an
+``asyncio.wait`` each) until the sender drains it; its 16 KiB default filled within a burst."""
+
 STOP_GRACE_S = 5.0
 """On SIGTERM, how long handlers in flight may run on before the final commit."""
 
@@ -236,7 +240,7 @@ class Engine:
         self._failed = asyncio.get_running_loop().create_future()
         await ensure_topics(f"kafka://{self.bootstrap}", [*self.source_topics(), *self.changelog_topics()],
                             self.partitions, security=self.security)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms, max_batch_size=PRODUCER_BATCH_BYTES,
                                          partitioner=_CachedPartitioner(), **self.security)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
