@@ -1,9 +1,11 @@
 """What a capability's handlers see of the stream: plain values, no Faust.
 
-``streams/topology.py`` turns each Faust event into an :class:`InputMessage`
-and gives handlers an :class:`Emit` that returns once the broker acknowledged
-the write, so a handler's input is acked only after its outputs are safe
-(DESIGN.md: Faust's own pre-commit flush gives up after 0.1 s).
+``streams/engine.py`` turns each consumed record into an :class:`InputMessage`
+and gives handlers an :class:`Emit`. Inside a handler an emit is queued and
+returns at once; the handler's records go out together when it returns, and
+its input is committed only once the broker has every one of them. A handler
+that must be seen before it waits on the world (a request for approval) is
+given a ``flush`` that sends what it queued so far.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class Emit(Protocol):
     def __call__(
         self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None
     ) -> Awaitable[None]:
-        """Write ``record`` to ``topic``; the awaitable completes when the broker has it."""
+        """Write ``record`` to ``topic``: queued inside a handler (sent when it returns),
+        acknowledged by the broker before the awaitable completes anywhere else."""
         ...
 
 

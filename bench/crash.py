@@ -56,11 +56,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import TaskResult, now_ms
-from swarmstream.streams.broker import bootstrap_servers
+from swarmstream.streams.broker import bootstrap_servers, true_end_offsets
 from swarmstream.streams.demo import to_request
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
-from swarmstream.streams.broker import true_end_offsets
 
 KillAt = Literal["random", "after_commit"]
 

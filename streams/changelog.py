@@ -5,7 +5,7 @@ handled (``streams.engine.current_partition``): the write goes to the same
 partition number of the table's changelog, so the next owner of that partition
 rebuilds exactly that part by reading it (:func:`restore_tables`). A write holds
 back its event's commit until the changelog has it
-(``streams.engine.track_table_write``).
+(``streams.engine._Outbox``).
 
 Keys and values are JSON (orjson), as Faust wrote them (``swarmstream stats`` reads
 the chain-metrics changelog); a ``None`` value is a tombstone. Tansu never compacts
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,9 @@ records were produced in batches (measured: 548 reported for 1,000 records)."""
 RESTORE_STALL_S = 60.0
 """A restore that reaches no end in this long fails the assignment loudly."""
 
-Send = Callable[[str, bytes, bytes | None], tuple[int, Awaitable[Any]]]
-"""Writes a changelog record to the partition being handled: (that partition, the write,
-whose result has the record's ``offset``)."""
+Send = Callable[[str, bytes, bytes | None, Callable[[int], None] | None], int]
+"""Writes a changelog record to the partition being handled, which it returns; the callback
+is told the record's offset once the broker has it."""
 
 
 class DiskStore:
@@ -44,7 +44,9 @@ class DiskStore:
     each partition is complete up to. Written as the table is; read back at assignment."""
 
     def __init__(self, path: Path) -> None:
-        from rocksdict import Rdict  # the rocksdb extra: pip install 'swarmstream[rocksdb]'
+        from rocksdict import (
+            Rdict,  # the rocksdb extra: pip install 'swarmstream[rocksdb]'
+        )
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path))
@@ -111,13 +113,13 @@ class Table:
 
     def _write(self, key: str, value: bytes | None) -> None:
         encoded = orjson.dumps(key)
-        partition, write = self._send(self.topic, encoded, value)
-        self._keys.setdefault(partition, set()).add(key)
-        if self.disk is not None:
-            disk = self.disk
+        disk = self.disk
+        if disk is None:
+            partition = self._send(self.topic, encoded, value, None)
+        else:
+            partition = self._send(self.topic, encoded, value, lambda offset: disk.mark(partition, offset + 1))
             disk.put(partition, encoded, value)
-            future = asyncio.ensure_future(write)
-            future.add_done_callback(lambda f: f.cancelled() or f.exception() or disk.mark(partition, f.result().offset + 1))
+        self._keys.setdefault(partition, set()).add(key)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(list(self._data.items()))

@@ -77,8 +77,8 @@ def cmd_sim_fleet(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from swarmstream.schemas.models import TaskRequest
-    from swarmstream.streams.security import aiokafka_security
     from swarmstream.streams.client import SwarmClient
+    from swarmstream.streams.security import aiokafka_security
 
     settings = _settings()
     if not settings.broker:
@@ -106,8 +106,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from swarmstream.streams.security import aiokafka_security
     from swarmstream.streams.client import SwarmClient
+    from swarmstream.streams.security import aiokafka_security
 
     settings = _settings()
     if not settings.broker:

@@ -19,8 +19,9 @@ construction:
   task; the partition's commit point moves only over a run of finished slots
   from its head, so nothing is committed past an unfinished event (the in-flight
   pattern DESIGN.md measured fastest and lossless);
-- a handler's table writes (:class:`streams.changelog.Table`) hold back its slot
-  until the changelog has them;
+- what a handler produces (records it emits, its table writes to the changelogs,
+  :class:`streams.changelog.Table`) is sent when it returns, outputs before state,
+  and holds back its slot until the broker has all of it;
 - rebalances are eager (every partition is revoked, then assigned): a partition
   kept across one keeps its in-flight handlers, its tables and its position (no
   re-delivery); a lost one has its handlers cancelled and its tables dropped,
@@ -46,7 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -62,7 +68,7 @@ Handler = Callable[[InputMessage], Awaitable[None]]
 current_partition: ContextVar[int | None] = ContextVar("swarm_current_partition", default=None)
 """The partition of the event a handler is handling: where its table writes go."""
 
-_table_writes: ContextVar[list[Awaitable[Any]] | None] = ContextVar("swarm_table_writes", default=None)
+_outbox: ContextVar[_Outbox | None] = ContextVar("swarm_outbox", default=None)
 
 BACKLOG_PER_LIMIT = 2
 """An agent's partitions are paused once it holds this many times its in-flight limit
@@ -90,14 +96,43 @@ class _CachedPartitioner:
         return all_partitions[(self._hash(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
-def track_table_write(write: Awaitable[Any]) -> None:
-    """A changelog write joins the writes of the event being handled; the event's slot is done
-    only once they are all acknowledged. A crash can then never commit an event whose state
-    write was lost (seen under Faust: a restarted worker waited forever for an answer its
-    state never got)."""
-    writes = _table_writes.get()
-    if writes is not None:
-        writes.append(write)
+OnAck = Callable[[int], None]
+"""Told the offset a record was written at."""
+
+_Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, OnAck | None]
+
+
+@dataclass(eq=False, slots=True)
+class _Outbox:
+    """What the handler of one event produced and has not sent yet.
+
+    A handler's records go out when it returns, in one loop over the producer (a send that
+    finds room in its batch does not suspend: no task, no ack wait per record), and its event
+    is done once every one is acknowledged. Outputs are sent and acknowledged before table
+    writes: the state that says a record was produced never outlives the record (a worker
+    dying in between leaves state that re-handling the event brings up to date)."""
+
+    engine: Engine
+    outputs: list[_Record] = field(default_factory=list)
+    writes: list[_Record] = field(default_factory=list)
+    closed: bool = False  # sent: a task the handler spawned and that outlives it sends directly
+
+    async def send(self) -> None:
+        for records in (self.outputs, self.writes):
+            if records:
+                batch = records[:]
+                records.clear()
+                acks = [await self.engine._produce(*record) for record in batch]
+                await asyncio.gather(*acks)
+
+
+async def flush() -> None:
+    """Send what the event being handled produced so far and wait until the broker has it (the
+    tool ledger: an effect runs only once its entry is durable). A no-op outside a handler,
+    where every send is acknowledged before it returns."""
+    box = _outbox.get()
+    if box is not None and not box.closed:
+        await box.send()
 
 
 @dataclass(eq=False, slots=True)
@@ -219,20 +254,34 @@ class Engine:
     # -- writing ---------------------------------------------------------------------------
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
-                   headers: Mapping[str, bytes] | None = None, partition: int | None = None) -> Any:
-        """Returns (the record's metadata) once the broker acknowledged the record."""
-        assert self.producer is not None, "the engine is not started"
-        future = await self.producer.send(topic, value, key=key, partition=partition,
-                                          headers=list(headers.items()) if headers else None)
-        return await future
+                   headers: Mapping[str, bytes] | None = None, partition: int | None = None) -> None:
+        """While handling an event: queued, sent when the handler returns (its event is done
+        once the broker has it; :func:`flush` sends sooner). Anywhere else: returns once the
+        broker acknowledged the record."""
+        record = (topic, key, value, list(headers.items()) if headers else None, partition, None)
+        box = _outbox.get()
+        if box is not None and not box.closed:
+            box.outputs.append(record)
+        else:
+            await (await self._produce(*record))
 
-    def _send_changelog(self, topic: str, key: bytes, value: bytes | None) -> tuple[int, Awaitable[Any]]:
+    async def _produce(self, topic: str, key: bytes | None, value: bytes | None,
+                       headers: list[tuple[str, bytes]] | None, partition: int | None,
+                       on_ack: OnAck | None) -> asyncio.Future[Any]:
+        assert self.producer is not None, "the engine is not started"
+        ack: asyncio.Future[Any] = await self.producer.send(topic, value, key=key, partition=partition,
+                                                            headers=headers)
+        if on_ack is not None:
+            ack.add_done_callback(lambda f: f.cancelled() or f.exception() or on_ack(f.result().offset))
+        return ack
+
+    def _send_changelog(self, topic: str, key: bytes, value: bytes | None, on_ack: OnAck | None) -> int:
         partition = current_partition.get()
-        if partition is None:
+        box = _outbox.get()
+        if partition is None or box is None or box.closed:
             raise RuntimeError(f"{topic}: a table is written only while handling an event (its partition)")
-        write = asyncio.ensure_future(self.send(topic, key, value, partition=partition))
-        track_table_write(write)
-        return partition, write
+        box.writes.append((topic, key, value, None, partition, on_ack))
+        return partition
 
     # -- running ---------------------------------------------------------------------------
 
@@ -347,8 +396,8 @@ class Engine:
         slot.task = asyncio.ensure_future(self._handle(agent, part, slot, message))
 
     async def _handle(self, agent: Agent, part: _Partition, slot: _Slot, message: InputMessage) -> None:
-        writes: list[Awaitable[Any]] = []
-        _table_writes.set(writes)  # this task's own context: only its writes land here
+        box = _Outbox(self)
+        _outbox.set(box)  # this task's own context: only its records land here
         current_partition.set(message.partition)
         try:
             try:
@@ -365,16 +414,16 @@ class Engine:
                               message.offset, extra={"topic": message.topic, "partition": message.partition,
                                                      "offset": message.offset,
                                                      "task_id": (message.key or b"").decode("utf-8", "replace")})
-            if writes:  # also those of a failed handler: the state it left is the state it wrote
-                await asyncio.gather(*writes)
+            await box.send()  # also a failed handler's: the state it left is the state it wrote
             slot.done = True
         except Exception as exc:
-            # The producer gave up on a changelog write: committing this event would lose its
-            # state, so its slot stays unfinished (nothing is committed past it) and the worker
-            # stops; its partitions' next owner handles the event again.
-            self._fail(RuntimeError(f"{agent.name}: a table write of {message.topic}[{message.partition}]"
+            # The producer refused or gave up on a record: committing this event would lose it
+            # (an output, or the state), so its slot stays unfinished (nothing is committed past
+            # it) and the worker stops; its partitions' next owner handles the event again.
+            self._fail(RuntimeError(f"{agent.name}: a record produced for {message.topic}[{message.partition}]"
                                     f"@{message.offset} failed: {exc!r}"))
         finally:
+            box.closed = True
             agent.running -= 1
             slot.task = None
             if slot.done:

@@ -30,8 +30,8 @@ from rich.text import Text
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, TaskResult, now_ms
-from swarmstream.streams.security import aiokafka_security
 from swarmstream.streams.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.security import aiokafka_security
 from swarmstream.streams.settings import Settings
 
 MIN_SPAN_MS = 1000

@@ -1,16 +1,15 @@
 """Changelog tables (``streams/changelog.py``) as the stores handlers see (``agents/*`` protocols).
 
-Every write is durable before its event is committed (``streams.engine.track_table_write``).
+Every write is durable before its event is committed (``streams.engine._Outbox``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from swarmstream.agents.taskstate import State
 from swarmstream.streams.changelog import Table
-from swarmstream.streams.engine import _table_writes
+from swarmstream.streams.engine import flush
 
 
 class WindowedStore:
@@ -66,8 +65,5 @@ class TableLedger:
         return self._table.get(key)  # type: ignore[no-any-return]
 
     async def put(self, key: str, value: dict[str, Any]) -> None:
-        writes = _table_writes.get()
-        before = len(writes) if writes is not None else 0
         self._table[key] = value
-        if writes is not None:
-            await asyncio.gather(*writes[before:])
+        await flush()

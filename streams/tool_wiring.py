@@ -26,6 +26,7 @@ from swarmstream.agents.tools.execution import Executor
 from swarmstream.agents.tools.mcp import import_server_tools
 from swarmstream.agents.tools.registry import Registry, load_tools
 from swarmstream.agents.tools.turns import ToolTurns
+from swarmstream.streams.engine import flush
 from swarmstream.streams.settings import Settings
 from swarmstream.streams.tables import TableLedger
 
@@ -73,7 +74,7 @@ def wire_tools(topo: Topology, turns: ToolTurns) -> None:
     approvals = ApprovalDesk(table=engine.table("tool-approvals"),
                              dead_letter_topic=names.dead_letters, emit=topo.emit)
     runner = ToolRunner(registry=registry, executor=Executor(registry, topo.pool), ledger=ledger, approvals=approvals,
-                        emit=topo.emit, results_topic=names.tool_results, audit_topic=names.audit,
+                        emit=topo.emit, flush=flush, results_topic=names.tool_results, audit_topic=names.audit,
                         dead_letter_topic=names.dead_letters, ready=ready)
     keeper = ConversationKeeper(table=conversations, emit=topo.emit, model_topic=names.model,
                                 dead_letter_topic=names.dead_letters,

@@ -52,11 +52,11 @@ from swarmstream.agents.taskstate import Finisher, overdue
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
 from swarmstream.streams import tracing
-from swarmstream.streams.security import aiokafka_security
 from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.engine import Engine, Handler
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.published import PublishedResults
+from swarmstream.streams.security import aiokafka_security
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
 from swarmstream.streams.tables import ShardedCounters, WindowedStore
 from swarmstream.streams.tool_wiring import tool_turns, wire_tools

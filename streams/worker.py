@@ -8,6 +8,7 @@ tests, and two workers must not share a process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
     topo = build(settings, broker_url, catalog)
 
     async def main() -> None:
+        tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -44,6 +46,20 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
         await topo.engine.run(stop)
 
     asyncio.run(main())
+
+
+GC_GEN0_THRESHOLD = 50_000
+"""Allocations between young-generation collections (CPython's default: 700). Every event
+allocates dozens of short-lived containers, and at the default a worker spent about a
+quarter of its CPU in the cycle collector walking the live task states over and over
+(3,000-task burst: 490 -> 666 tasks/s). Cycles are still collected, only less often."""
+
+
+def tune_gc() -> None:
+    """Start-up objects (modules, schemas, the topology) move to a generation the collector
+    never walks, and collections come less often (``GC_GEN0_THRESHOLD``)."""
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 50)
 
 
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.models.catalog import Catalog

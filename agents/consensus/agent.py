@@ -7,7 +7,6 @@ ends every task exactly once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from swarmstream.agents.consensus.join import apply, quality_labels
@@ -89,22 +88,14 @@ class ConsensusJoiner:
         if self._quality is None:
             return
         category = state["task"].get("category")
-        await asyncio.gather(*(
-            self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
-                                                          source="consensus", task_id=result.task_id, at_ms=now_ms()))
-            for model, reward in quality_labels(result)
-        ))
+        for model, reward in quality_labels(result):
+            await self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
+                                                                source="consensus", task_id=result.task_id,
+                                                                at_ms=now_ms()))
 
     async def _ask(self, state: State, models: list[str]) -> None:
         task = TaskRequest.model_validate(state["task"])
-        await asyncio.gather(
-            *(
-                self._emit(
-                    self._model_topic(model),
-                    task.task_id,
-                    ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
-                                 expected_models=state["asked"]),
-                )
-                for model in models
-            )
-        )
+        for model in models:
+            await self._emit(self._model_topic(model), task.task_id,
+                             ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
+                                          expected_models=state["asked"]))

@@ -95,18 +95,11 @@ class Dispatcher:
             self._store.set(task.task_id, task.created_ms, state)
         elif state["done"]:
             return  # a redelivered task that already has its result
-        await asyncio.gather(
-            *(
-                self._emit(
-                    self._model_topic(model),
-                    task.task_id,
-                    ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
-                                 expected_models=state["asked"]),
-                )
-                for model in state["asked"]
-                if model not in state["answers"] and model not in state["failures"]
-            )
-        )
+        for model in state["asked"]:
+            if model not in state["answers"] and model not in state["failures"]:
+                await self._emit(self._model_topic(model), task.task_id,
+                                 ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
+                                              expected_models=state["asked"]))
 
     async def _shed(self, task: TaskRequest, plan: Plan, partition: int) -> bool:
         """Slow down or refuse a new task whose models are backed up; True when refused

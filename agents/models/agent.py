@@ -119,7 +119,8 @@ class ModelCaller:
             record = call_record(request, outcome)
         if self._calls is not None:
             sends.append(self._emit(self._calls, request.model_id, record))
-        await asyncio.gather(*sends)
+        for send in sends:
+            await send
 
     async def call(self, request: ModelRequest) -> ModelResponse | Failure | ToolTurn | ToolStop:
         task = request.task

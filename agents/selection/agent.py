@@ -11,7 +11,6 @@ with each candidate's propensity, for counterfactual replay.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -128,4 +127,5 @@ class Selector:
                                mode=task.mode, answer_type=task.answer_type, tenant=task.tenant, category=category)
             outcome = self._emit(self._failures, task.task_id, Failure(
                 step=step, failure_class="budget_exceeded", message=decision.reason, final=True, failed_ms=now))
-        await asyncio.gather(outcome, self._emit(self._selections, task.task_id, event))
+        await outcome
+        await self._emit(self._selections, task.task_id, event)

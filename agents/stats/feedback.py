@@ -8,8 +8,6 @@ whose state has expired (the task table's window) teaches nothing.
 
 from __future__ import annotations
 
-import asyncio
-
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
 from swarmstream.agents.taskstate import State, TaskStore
 from swarmstream.schemas.models import Feedback, QualityEvent, now_ms
@@ -39,9 +37,7 @@ class FeedbackRecorder:
         if state is None or not state.get("done"):
             return
         category = state["task"].get("category")
-        await asyncio.gather(*(
-            self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
-                                                          source=f"feedback:{feedback.source}",
-                                                          task_id=feedback.task_id, at_ms=now_ms()))
-            for model, reward in rewards(state, feedback.score)
-        ))
+        for model, reward in rewards(state, feedback.score):
+            await self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
+                                                                source=f"feedback:{feedback.source}",
+                                                                task_id=feedback.task_id, at_ms=now_ms()))

@@ -146,8 +146,10 @@ class ToolRunner:
         dead_letter_topic: str,
         clock: Callable[[], int] = now_ms,
         ready: Callable[[], Awaitable[None]] | None = None,
+        flush: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._ready = ready
+        self._flush = flush  # sends what the handler emitted so far: the person must see the request
         self._registry = registry
         self._executor = executor
         self._ledger = ledger
@@ -176,10 +178,8 @@ class ToolRunner:
         result = ToolResult(call=shown_call, status=verdict.status, content=content, shared=verdict.shared,
                             latency_ms=verdict.latency_ms, cost_micros=verdict.cost_micros, completed_ms=self._clock())
         task = call.request.task
-        await asyncio.gather(
-            self._emit(self._results, task.task_id, result),
-            self._emit(self._audit, task.task_id, self._audit_event(call, spec, shown, verdict)),
-        )
+        await self._emit(self._results, task.task_id, result)
+        await self._emit(self._audit, task.task_id, self._audit_event(call, spec, shown, verdict))
 
     def _audit_event(self, call: ToolCall, spec: ToolSpec | None, shown: str, verdict: Verdict,
                      decision: str | None = None) -> AuditEvent:
@@ -248,6 +248,8 @@ class ToolRunner:
         if decision.needs_approval:
             await self._emit(self._audit, task.task_id, self._audit_event(
                 call, spec, shown, Verdict("", "", "awaiting_approval", decision.reason), decision="awaiting_approval"))
+            if self._flush is not None:
+                await self._flush()
             wait_s = min(self._registry.limits.approval_timeout_ms, request.deadline_ms - self._clock()) / 1000
             approval = await self._approvals.wait(task.task_id, spec.name, call.digest, wait_s)
             if approval is None:

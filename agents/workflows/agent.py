@@ -15,7 +15,6 @@ the workflow table: the result is published, then the done mark written.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
@@ -113,15 +112,11 @@ class WorkflowRunner:
         if state is not None and finish is None:
             task = state["task"]
             self._store.set(task["task_id"], task["created_ms"], state)  # before any await
-        sends = []
         for action in outcome.actions:
             if isinstance(action, Publish):
-                sends.append(self._emit(self._step_topic(action.workflow, action.step), action.event.task_id,
-                                        action.event))
+                await self._emit(self._step_topic(action.workflow, action.step), action.event.task_id, action.event)
             elif isinstance(action, AskChild):
-                sends.append(self._emit(self._tasks, action.task.task_id, action.task))
-        if sends:
-            await asyncio.gather(*sends)
+                await self._emit(self._tasks, action.task.task_id, action.task)
         if finish is not None:
             assert state is not None
             await self._finisher.finish(state, finish.result)

@@ -15,7 +15,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.broker import bootstrap_servers, topic_partitions, true_end_offsets
+from swarmstream.streams.broker import (
+    bootstrap_servers,
+    topic_partitions,
+    true_end_offsets,
+)
 
 from tests.conftest import read_raw, wait_for
 

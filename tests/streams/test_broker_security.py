@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from swarmstream.streams.security import BrokerSecurityError, aiokafka_security
-from swarmstream.streams.topology import create_engine
 from swarmstream.streams.settings import Settings
+from swarmstream.streams.topology import create_engine
 from swarmstream.streams.worker import settings_env
 
 PASSWORD = "s3cr3t-password-value"

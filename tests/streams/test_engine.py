@@ -12,8 +12,8 @@ What it proves, each claim of the engine's docstring by a test that fails if it 
   (co-partitioning: the task-keyed join stays local), covering all with no overlap;
 - a handler that raises is logged and its event committed, so its partition goes on;
 - a table is written only while handling an event (anything else has no partition);
-- a changelog write the producer gave up on stops the worker with nothing committed past
-  its event, and so does a failure while taking partitions (otherwise left paused for good).
+- a record the producer refused or gave up on (an output or a table write) stops the
+  worker with nothing committed past its event, and so does a failure while taking partitions (otherwise left paused for good).
 
 Every test has its own topics and group (uuid), short group timings, and waits on
 conditions with deadlines (the 2-core CI machine may be busy), never on fixed sleeps.
@@ -32,7 +32,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from swarmstream.agents.ports import InputMessage
 from swarmstream.streams.broker import bootstrap_servers
-from swarmstream.streams.engine import Engine, track_table_write
+from swarmstream.streams.engine import Engine
 
 from tests.conftest import wait_for
 
@@ -281,28 +281,25 @@ async def test_a_table_is_written_only_while_handling_an_event(broker_url: str) 
     assert "k" not in table and len(table) == 0
 
 
-async def test_a_failed_table_write_stops_the_worker_uncommitted(broker_url: str) -> None:
+async def test_a_refused_record_stops_the_worker_uncommitted(broker_url: str) -> None:
     app, topic = f"eng-{_uid()}", f"eng-{_uid()}-in"
     engine = make_engine(broker_url, app, partitions=1)
     handled: list[int] = []
 
-    async def lost_write() -> None:
-        raise ConnectionError("changelog unreachable")
-
     async def writer(msg: InputMessage) -> None:
         if msg.offset == 1:
-            track_table_write(asyncio.ensure_future(lost_write()))
+            await engine.send(topic, None, b"lost", partition=99)  # queued; the producer refuses it at the end
         handled.append(msg.offset)
 
     engine.agent("writer", [topic], writer, max_in_flight=1)
     runner = asyncio.ensure_future(engine.run(asyncio.Event()))
     await wait_for(lambda: engine.ready.is_set() or runner.done(), timeout_s=DEADLINE_S, what="the engine ready")
     await produce(broker_url, [(topic, None, b"v", 0) for _ in range(3)])
-    with pytest.raises(RuntimeError, match=r"table write of .*@1 failed"):
+    with pytest.raises(RuntimeError, match=r"a record produced for .*@1 failed"):
         await asyncio.wait_for(runner, DEADLINE_S)
     assert 1 in handled
     async with offsets_of(broker_url, app) as committed:
-        assert await committed(TopicPartition(topic, 0)) in (None, 1)  # never past the event whose state was lost
+        assert await committed(TopicPartition(topic, 0)) in (None, 1)  # never past the event whose record was lost
 
 
 async def test_a_failed_assignment_stops_the_worker(broker_url: str) -> None:
