@@ -118,12 +118,12 @@ class _Outbox:
     closed: bool = False  # sent: a task the handler spawned and that outlives it sends directly
 
     async def send(self) -> None:
-        for records in (self.outputs, self.writes):
-            if records:
-                batch = records[:]
-                records.clear()
-                acks = [await self.engine._produce(*record) for record in batch]
-                await asyncio.gather(*acks)
+        while self.outputs or self.writes:  # a task the handler spawned may add while we wait
+            records = self.outputs or self.writes
+            batch = records[:]
+            records.clear()
+            acks = [await self.engine._produce(*record) for record in batch]
+            await asyncio.gather(*acks)
 
 
 async def flush() -> None:
@@ -289,8 +289,8 @@ class Engine:
         self._failed = asyncio.get_running_loop().create_future()
         await ensure_topics(f"kafka://{self.bootstrap}", [*self.source_topics(), *self.changelog_topics()],
                             self.partitions, security=self.security)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms, max_batch_size=PRODUCER_BATCH_BYTES,
-                                         partitioner=_CachedPartitioner(), **self.security)
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
+                                         max_batch_size=PRODUCER_BATCH_BYTES, partitioner=_CachedPartitioner(), **self.security)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
