@@ -44,9 +44,7 @@ class DiskStore:
     each partition is complete up to. Written as the table is; read back at assignment."""
 
     def __init__(self, path: Path) -> None:
-        from rocksdict import (
-            Rdict,  # the rocksdb extra: pip install 'swarmstream[rocksdb]'
-        )
+        from rocksdict import Rdict  # the rocksdb extra: pip install 'swarmstream[rocksdb]'
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path))
@@ -117,6 +115,7 @@ class Table:
         if disk is None:
             partition = self._send(self.topic, encoded, value, None)
         else:
+            # the callback runs once the record is acked, when ``partition`` is long assigned
             partition = self._send(self.topic, encoded, value, lambda offset: disk.mark(partition, offset + 1))
             disk.put(partition, encoded, value)
         self._keys.setdefault(partition, set()).add(key)
