@@ -58,6 +58,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from swarmstream.agents.ports import InputMessage
 from swarmstream.streams import tracing
+from swarmstream.streams.batching import Batcher, OnAck
 from swarmstream.streams.broker import ensure_topics
 from swarmstream.streams.changelog import DiskStore, Table, restore_tables
 
@@ -96,9 +97,6 @@ class _CachedPartitioner:
         return all_partitions[(self._hash(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
-OnAck = Callable[[int], None]
-"""Told the offset a record was written at."""
-
 _Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, OnAck | None]
 
 
@@ -122,7 +120,7 @@ class _Outbox:
             records = self.outputs or self.writes
             batch = records[:]
             records.clear()
-            acks = [await self.engine._produce(*record) for record in batch]
+            acks = {await self.engine._produce(*record) for record in batch}  # records share batches
             await asyncio.gather(*acks)
 
 
@@ -208,6 +206,7 @@ class Engine:
         self._owned: set[int] = set()  # partition numbers whose tables this worker holds
         self._background: set[asyncio.Task[Any]] = set()
         self.producer: AIOKafkaProducer | None = None
+        self._batcher: Batcher | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.ready = asyncio.Event()
         self._stopping = False
@@ -268,7 +267,10 @@ class Engine:
     async def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                        headers: list[tuple[str, bytes]] | None, partition: int | None,
                        on_ack: OnAck | None) -> asyncio.Future[Any]:
-        assert self.producer is not None, "the engine is not started"
+        assert self.producer is not None and self._batcher is not None, "the engine is not started"
+        batch = self._batcher.append(topic, key, value, headers, partition, on_ack)
+        if batch is not None:
+            return batch.acked
         ack: asyncio.Future[Any] = await self.producer.send(topic, value, key=key, partition=partition,
                                                             headers=headers)
         if on_ack is not None:
@@ -289,9 +291,11 @@ class Engine:
         self._failed = asyncio.get_running_loop().create_future()
         await ensure_topics(f"kafka://{self.bootstrap}", [*self.source_topics(), *self.changelog_topics()],
                             self.partitions, security=self.security)
+        partitioner = _CachedPartitioner()
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
-                                         max_batch_size=PRODUCER_BATCH_BYTES, partitioner=_CachedPartitioner(), **self.security)
+                                         max_batch_size=PRODUCER_BATCH_BYTES, partitioner=partitioner, **self.security)
         await self.producer.start()
+        self._batcher = Batcher(self.producer, partitioner, max_record_bytes=PRODUCER_BATCH_BYTES)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=self.app_id,
@@ -345,6 +349,8 @@ class Engine:
                 await fn()
         if self.consumer is not None:
             await self.consumer.stop()
+        if self._batcher is not None:
+            await self._batcher.drain()
         if self.producer is not None:
             await self.producer.stop()
         for table in self.tables.values():
