@@ -9,6 +9,7 @@ error body.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,8 +115,17 @@ def cost_micros(spec: ModelSpec, input_tokens: int, output_tokens: int) -> int:
     is exactly 1.5 -> 2, with no binary-float drift (0.15 is 0.1499999... as a float).
     Rounding the total, not each side, keeps a sum of costs within 1 micro of the truth.
     """
-    total = Decimal(str(spec.input_usd_per_mtok)) * input_tokens + Decimal(str(spec.output_usd_per_mtok)) * output_tokens
-    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    total = _price(spec.input_usd_per_mtok) * input_tokens + _price(spec.output_usd_per_mtok) * output_tokens
+    return int(total.quantize(_ONE, rounding=ROUND_HALF_UP))
+
+
+_ONE = Decimal(1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _price(usd_per_mtok: float) -> Decimal:
+    """A catalog has a few prices and every call costs one: parsed once (1.5% of a worker's CPU)."""
+    return Decimal(str(usd_per_mtok))
 
 
 def decode_json_object(body: bytes) -> dict[str, Any] | None:
