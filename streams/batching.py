@@ -26,8 +26,6 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 OnAck = Callable[[int], None]
 """Told the offset a record was written at."""
 
-Partitioner = Callable[[bytes | None, list[int], list[int]], int]
-
 
 @dataclass(eq=False, slots=True)
 class Batch:
@@ -50,28 +48,15 @@ class Batch:
 
 
 class Batcher:
-    def __init__(self, producer: AIOKafkaProducer, partitioner: Partitioner, max_record_bytes: int) -> None:
-        """Records larger than ``max_record_bytes`` are not batched: aiokafka's own ``send``
-        checks them against the request size limit and says so."""
+    def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        self._partitioner = partitioner
-        self._max_record_bytes = max_record_bytes
         self._open: dict[TopicPartition, deque[Batch]] = {}
         self._submitters: dict[TopicPartition, asyncio.Task[None]] = {}
 
-    def append(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None,
-               partition: int | None, on_ack: OnAck | None) -> Batch | None:
-        """The batch the record went into; None when it must go through ``producer.send``
-        (the topic's partitions are not known yet, or the record is too large to batch)."""
-        if value is not None and len(value) > self._max_record_bytes:
-            return None
-        if partition is None:
-            partitions = self._producer.client.cluster.partitions_for_topic(topic)
-            if not partitions:
-                return None
-            ordered = sorted(partitions)
-            partition = self._partitioner(key, ordered, ordered)
-        tp = TopicPartition(topic, partition)
+    def append(self, tp: TopicPartition, key: bytes | None, value: bytes | None,
+               headers: list[tuple[str, bytes]] | None, on_ack: OnAck | None) -> Batch:
+        """The batch the record went into. The caller knows the partition (and that the
+        record is not larger than a batch: aiokafka's own ``send`` checks those)."""
         queue = self._open.get(tp)
         if queue is None:
             queue = self._open[tp] = deque()

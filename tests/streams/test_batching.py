@@ -2,8 +2,7 @@
 
 What it proves: records appended in one loop turn travel in one batch per partition, in
 order; each record's ``on_ack`` hears the offset the broker wrote it at; what arrives
-while a batch is on its way gathers in the next; a record too large to batch, or for a
-topic whose partitions are not known yet, is left to aiokafka's own ``send``.
+while a batch is on its way gathers in the next.
 """
 
 from __future__ import annotations
@@ -13,10 +12,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from swarmstream.streams.batching import Batcher
 from swarmstream.streams.broker import bootstrap_servers, ensure_topics
-from swarmstream.streams.engine import _CachedPartitioner
 
 from tests.conftest import read_raw
 
@@ -44,14 +42,14 @@ async def test_records_of_one_turn_share_a_batch_per_partition_and_hear_their_of
     broker_url: str, producer: AIOKafkaProducer
 ) -> None:
     topic = await _topic(broker_url, producer)
-    batcher = Batcher(producer, _CachedPartitioner(), max_record_bytes=1 << 16)
+    batcher = Batcher(producer)
     acked: dict[bytes, int] = {}
-    batches = [batcher.append(topic, b"k%d" % (i % 5), b"v%d" % i, [("n", b"%d" % i)], None,
-                              lambda offset, i=i: acked.__setitem__(b"v%d" % i, offset)) for i in range(40)]
-    assert all(batch is not None for batch in batches)
+    batches = [batcher.append(TopicPartition(topic, i % PARTITIONS), b"k%d" % (i % 6), b"v%d" % i,
+                              [("n", b"%d" % i)], lambda offset, i=i: acked.__setitem__(b"v%d" % i, offset))
+               for i in range(40)]
     distinct = {id(batch): batch for batch in batches}
-    assert len(distinct) <= PARTITIONS  # one batch per partition, not one per record
-    await asyncio.gather(*(batch.acked for batch in distinct.values()))  # type: ignore[union-attr]
+    assert len(distinct) == PARTITIONS  # one batch per partition, not one per record
+    await asyncio.gather(*(batch.acked for batch in distinct.values()))
 
     records = await read_raw(broker_url, topic, until=lambda got: len(got) >= 40, timeout_s=20)
     assert len(records) == 40
@@ -59,8 +57,7 @@ async def test_records_of_one_turn_share_a_batch_per_partition_and_hear_their_of
     for partition in range(PARTITIONS):
         values = [int(r.value[1:]) for r in records if r.partition == partition]
         assert values == sorted(values)  # in append order within a partition
-    by_key = {r.key: r.partition for r in records}
-    assert all(by_key[r.key] == r.partition for r in records)  # a key always lands on one partition
+    assert all(r.partition == int(r.value[1:]) % PARTITIONS for r in records)
     assert all(dict(r.headers)["n"] == r.value[1:] for r in records)
 
 
@@ -68,24 +65,14 @@ async def test_what_comes_while_a_batch_is_on_its_way_goes_in_the_next(
     broker_url: str, producer: AIOKafkaProducer
 ) -> None:
     topic = await _topic(broker_url, producer)
-    batcher = Batcher(producer, _CachedPartitioner(), max_record_bytes=1 << 16)
-    first = batcher.append(topic, None, b"a", None, 0, None)
+    batcher = Batcher(producer)
+    tp = TopicPartition(topic, 0)
+    first = batcher.append(tp, None, b"a", None, None)
     await asyncio.sleep(0)  # the submitter takes the first batch
     await asyncio.sleep(0)
-    second = batcher.append(topic, None, b"b", None, 0, None)
-    assert first is not None and second is not None and first is not second
+    second = batcher.append(tp, None, b"b", None, None)
+    assert first is not second
     await asyncio.gather(first.acked, second.acked)
     await batcher.drain()
     records = await read_raw(broker_url, topic, until=lambda got: len(got) >= 2, timeout_s=20)
     assert [r.value for r in records] == [b"a", b"b"]
-
-
-async def test_large_records_and_unknown_topics_are_left_to_aiokafka(
-    broker_url: str, producer: AIOKafkaProducer
-) -> None:
-    topic = await _topic(broker_url, producer)
-    batcher = Batcher(producer, _CachedPartitioner(), max_record_bytes=100)
-    assert batcher.append(topic, b"k", b"x" * 101, None, None, None) is None
-    assert batcher.append(f"never-seen-{uuid.uuid4().hex}", b"k", b"x", None, None, None) is None
-    assert batcher.append(topic, b"k", b"x" * 100, None, None, None) is not None
-    await batcher.drain()

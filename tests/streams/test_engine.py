@@ -6,6 +6,8 @@ What it proves, each claim of the engine's docstring by a test that fails if it 
   events are done (the in-order commit that makes a crash re-read, never lose);
 - table writes reach the changelog and a fresh worker of the same app is handed
   them, newest value winning, before it handles any record;
+- a record the engine produced for a partition it consumes is handled once, in offset
+  order, whether it was handed over on its ack or brought by the fetcher;
 - an agent never runs more than its ``max_in_flight`` handlers, pauses its partitions
   once its backlog is full, and starts every partition's events in offset order;
 - two workers of one app get the same partition numbers of every source topic
@@ -210,6 +212,39 @@ async def test_in_flight_limit_pauses_and_keeps_offset_order(broker_url: str) ->
     assert peak == 2
     for partition in (0, 1):
         assert [o for p, o in starts if p == partition] == list(range(10)), f"partition {partition} start order"
+
+
+async def test_records_it_produced_for_its_own_partitions_are_handled_once_in_order(broker_url: str) -> None:
+    """What the engine produces for a partition it consumes is handed to the agent when acked
+    (``HAND_OVER_BELOW``) and read again by the fetcher: each must be handled exactly once, in
+    offset order, the handed-over ones and the fetched ones alike, and all of it committed."""
+    app, first, second = f"eng-{_uid()}", f"eng-{_uid()}-first", f"eng-{_uid()}-second"
+    engine = make_engine(broker_url, app, partitions=2)
+    handled: list[tuple[int, int]] = []
+
+    async def relay(msg: InputMessage) -> None:
+        await engine.send(second, msg.key, msg.value, {"from": b"relay"})
+
+    async def sink(msg: InputMessage) -> None:
+        assert msg.headers == {"from": b"relay"}
+        handled.append((msg.partition, msg.offset))
+
+    engine.agent("relay", [first], relay, max_in_flight=64)
+    engine.agent("sink", [second], sink, max_in_flight=64)
+    async with running(engine), offsets_of(broker_url, app) as committed:
+        # a trickle (handed over) and then a burst (past the bound: fetched)
+        for i in range(10):
+            await produce(broker_url, [(first, b"k%d" % (i % 4), b"v%d" % i, None)])
+            await wait_for(lambda i=i: len(handled) == i + 1, timeout_s=DEADLINE_S, what=f"relay {i} handled")
+        await produce(broker_url, [(first, b"k%d" % (i % 4), b"v%d" % i, None) for i in range(10, 200)])
+        await wait_for(lambda: len(handled) >= 200, timeout_s=DEADLINE_S, what="200 records handled")
+        for partition in (0, 1):
+            tp = TopicPartition(second, partition)
+            count = sum(1 for p, _ in handled if p == partition)
+            await until(lambda tp=tp, count=count: _equals(committed(tp), count), what=f"{tp} committed")
+    assert len(handled) == len(set(handled)) == 200
+    for partition in (0, 1):
+        assert [o for p, o in handled if p == partition] == list(range(sum(1 for p, _ in handled if p == partition)))
 
 
 async def test_two_engines_own_the_same_numbers_of_every_topic(broker_url: str) -> None:
