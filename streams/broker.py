@@ -177,8 +177,10 @@ async def topic_partitions(consumer: Any, topic: str, *, timeout_s: float = 20.0
         await asyncio.sleep(0.05)
 
 
-async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_ms: int = 50) -> dict[Any, int]:
-    """The offset after each partition's last record, reading from the reported end."""
+async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_ms: int = 50,
+                           timeout_s: float = 30.0) -> dict[Any, int]:
+    """The offset after each partition's last record: the high watermark a fetch reports
+    (Tansu's ListOffsets answer, ``reported``, can be short of it)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=10
     )
@@ -186,17 +188,13 @@ async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_
     try:
         tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
         consumer.assign(list(tps))
-        ends = {tp: int(reported[orig]) for tp, orig in tps.items()}
-        for tp, end in ends.items():
-            consumer.seek(tp, max(end - 1, 0))
-        while True:
-            batch = await consumer.getmany(timeout_ms=idle_ms)
-            if not batch:
-                break
-            for tp, records in batch.items():
-                if records:
-                    ends[tp] = max(ends[tp], records[-1].offset + 1)
-            await asyncio.sleep(0)
-        return {tps[tp]: end for tp, end in ends.items()}
+        for tp, orig in tps.items():
+            consumer.seek(tp, max(int(reported[orig]) - 1, 0))
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.highwater(tp) is None for tp in tps):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no fetch answered for {sorted(map(str, tps))} in {timeout_s:.0f} s")
+            await consumer.getmany(timeout_ms=idle_ms)
+        return {orig: max(int(consumer.highwater(tp)), int(reported[orig])) for tp, orig in tps.items()}
     finally:
         await consumer.stop()
