@@ -15,7 +15,11 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from swarmstream.streams.broker import bootstrap_servers, ensure_topics, true_end_offsets
+from swarmstream.streams.broker import (
+    bootstrap_servers,
+    ensure_topics,
+    true_end_offsets,
+)
 from swarmstream.streams.changelog import DiskStore, Table, restore_tables
 
 BATCHES, PER_BATCH = 3, 10
