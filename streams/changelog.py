@@ -39,29 +39,39 @@ is told the record's offset once the broker has it."""
 
 class DiskStore:
     """One table's entries on local disk (rocksdict), by partition, with the changelog offset
-    each partition is complete up to. Written as the table is; read back at assignment."""
+    each partition is complete up to: exactly the changelog's prefix up to that offset.
+
+    An entry is written when the broker acknowledges its changelog record, with the new
+    offset in the same atomic batch; not when the table is written. A state written at once
+    would outlive a crash before the handler's outputs were sent (the outbox sends them
+    before the table's records): a task state saying ``done`` whose result never left, and
+    a restart that reopened it would ignore its redelivered outcome for good."""
 
     def __init__(self, path: Path) -> None:
-        from rocksdict import Rdict  # the rocksdb extra: pip install 'swarmstream[rocksdb]'
+        from rocksdict import Rdict, WriteBatch  # the rocksdb extra: pip install 'swarmstream[rocksdb]'
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path))
+        self._batch = WriteBatch
 
     @staticmethod
     def _prefix(kind: bytes, partition: int) -> bytes:
         return kind + partition.to_bytes(4, "big")
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        name = self._prefix(b"d", partition) + key
-        if value is None:
-            self._db.delete(name)
-        else:
-            self._db[name] = value
-
-    def mark(self, partition: int, offset: int) -> None:
-        name = self._prefix(b"o", partition)
-        if offset > int.from_bytes(self._db.get(name) or b"\0", "big"):
-            self._db[name] = offset.to_bytes(8, "big")
+    def write(self, partition: int, entries: Iterable[tuple[bytes, bytes | None]], complete_to: int) -> None:
+        """The changelog's records up to ``complete_to - 1`` are acknowledged (or were read back),
+        these the last of them."""
+        batch = self._batch()
+        prefix = self._prefix(b"d", partition)
+        for key, value in entries:
+            if value is None:
+                batch.delete(prefix + key)
+            else:
+                batch.put(prefix + key, value)
+        mark = self._prefix(b"o", partition)
+        if complete_to > int.from_bytes(self._db.get(mark) or b"\0", "big"):
+            batch.put(mark, complete_to.to_bytes(8, "big"))
+        self._db.write(batch)
 
     def load(self, partition: int) -> tuple[int, list[tuple[bytes, bytes]]]:
         """(the offset to read the changelog from, the entries up to it)."""
@@ -114,8 +124,8 @@ class Table:
             partition = self._send(self.topic, encoded, value, None)
         else:
             # the callback runs once the record is acked, when ``partition`` is long assigned
-            partition = self._send(self.topic, encoded, value, lambda offset: disk.mark(partition, offset + 1))
-            disk.put(partition, encoded, value)
+            partition = self._send(self.topic, encoded, value,
+                                   lambda offset: disk.write(partition, [(encoded, value)], offset + 1))
         self._keys.setdefault(partition, set()).add(key)
 
     def items(self) -> Iterator[tuple[str, Any]]:
@@ -174,10 +184,8 @@ async def restore_tables(bootstrap: str, tables: list[Table], partitions: Iterab
                 table = by_topic[tp.topic]
                 for record in records:
                     table.apply(tp.partition, record.key or b"", record.value)
-                    if table.disk is not None:
-                        table.disk.put(tp.partition, record.key or b"", record.value)
                 if records and table.disk is not None:
-                    table.disk.mark(tp.partition, records[-1].offset + 1)
+                    table.disk.write(tp.partition, [(r.key or b"", r.value) for r in records], records[-1].offset + 1)
                 read += len(records)
             # Done once a fetch has told each partition's high watermark and the position is
             # there. Not ListOffsets' end: Tansu's is short once records were produced in

@@ -3,13 +3,15 @@
 What it proves: a restore reads a changelog to its real end, from the start or from a
 disk store's mark, also where Tansu's ListOffsets end is short of it (records produced in
 batches): the entries past that short end are the ones another owner of the partition
-wrote, and they must come back.
+wrote, and they must come back. And the disk store holds exactly the changelog's
+acknowledged prefix: a table write reaches it only with its record's ack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -73,9 +75,8 @@ async def test_a_restore_from_a_disk_mark_past_the_reported_end_reads_the_tail(
     mark = max(reported, total - PER_BATCH // 2)  # past what ListOffsets says, short of the real end
     disk = DiskStore(tmp_path / "table")
     try:
-        for i in range(mark):  # what this worker had on disk: everything before the mark
-            disk.put(0, orjson.dumps(f"k{i}"), orjson.dumps(i))
-        disk.mark(0, mark)
+        # what this worker had on disk: everything before the mark
+        disk.write(0, [(orjson.dumps(f"k{i}"), orjson.dumps(i)) for i in range(mark)], mark)
         table = _table(topic, disk)
         read = await restore_tables(bootstrap_servers(broker_url), [table], [0])
         assert read == total - mark
@@ -91,3 +92,29 @@ async def test_true_end_offsets_is_the_high_watermark(broker_url: str) -> None:
     reported = await _reported_end(broker_url, topic)
     ends = await true_end_offsets(bootstrap_servers(broker_url), {tp: reported})
     assert ends == {tp: BATCHES * PER_BATCH}
+
+
+def test_a_table_write_reaches_the_disk_only_once_its_changelog_record_is_acknowledged(tmp_path: Path) -> None:
+    """The disk holds the changelog's prefix and no more: a state written by a handler whose
+    outputs never left (killed before its outbox sent them) must not come back at a restart."""
+    pytest.importorskip("rocksdict", reason="the rocksdb:// table store needs the rocksdict package")
+    acks: list[Callable[[int], None]] = []
+
+    def send(topic: str, key: bytes, value: bytes | None, on_ack: Callable[[int], None] | None) -> int:
+        assert on_ack is not None
+        acks.append(on_ack)
+        return 0
+
+    disk = DiskStore(tmp_path / "table")
+    try:
+        table = Table("t-changelog", send, disk)
+        table["task-1"] = {"done": True}
+        assert table["task-1"] == {"done": True}  # handlers see it at once
+        assert disk.load(0) == (0, [])  # the disk does not, yet
+        acks.pop()(41)
+        assert disk.load(0) == (42, [(orjson.dumps("task-1"), orjson.dumps({"done": True}))])
+        del table["task-1"]
+        acks.pop()(42)
+        assert disk.load(0) == (43, [])
+    finally:
+        disk.close()
