@@ -319,17 +319,18 @@ def _numeric(
         shown = ", ".join(format_number(v) for v in outliers[:5])
         notes.append(f"rejected {len(outliers)} outlier(s) ({shown}): modified z-score > {_fmt(mad_cutoff)}")
 
-    kept_votes = [vote for (vote, _), kept in zip(numeric, keep, strict=True) if kept]
-    kept = [value for (_, value), k in zip(numeric, keep, strict=True) if k]
+    kept_pairs = [pair for pair, k in zip(numeric, keep, strict=True) if k]
+    kept_votes = [vote for vote, _ in kept_pairs]
+    kept = [value for _, value in kept_pairs]
     kept_scores = [_vote_score(v) for v in kept_votes]
-    use_weights = by_weight and math.fsum(kept_scores) > 0.0
+    kept_weight = math.fsum(kept_scores)
+    use_weights = by_weight and kept_weight > 0.0
     if by_weight and not use_weights:
         notes.append("all weights are 0, used equal weights")
     weights = kept_scores if use_weights else [1.0] * len(kept)
     value = estimate(kept, weights)
 
-    kept_share = (math.fsum(kept_scores) / math.fsum(_vote_score(v) for v in usable) if use_weights
-                  else len(kept) / len(usable))
+    kept_share = kept_weight / math.fsum(_vote_score(v) for v in usable) if use_weights else len(kept) / len(usable)
     deviation = _average([abs(v - value) for v in kept], weights)
     scale = max(abs(value), statistics.fmean(abs(v) for v in kept))
     relative_spread = deviation / scale if deviation > 0.0 and scale > 0.0 else 0.0
