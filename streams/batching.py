@@ -42,9 +42,11 @@ class Batch:
             self.acked.set_exception(exc)
         else:
             base = sent.result().offset
-            for relative, on_ack in self.on_acks:
-                on_ack(base + relative)
-            self.acked.set_result(None)
+            try:
+                for relative, on_ack in self.on_acks:
+                    on_ack(base + relative)
+            finally:  # a failing callback (a bug, logged by the loop) must not hold back the events
+                self.acked.set_result(None)
 
 
 class Batcher:
