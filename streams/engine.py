@@ -88,8 +88,9 @@ HAND_OVER_BELOW = 8
 """A record this worker produced for a partition it consumes goes to its agent as soon as the
 broker acknowledges it while the partition has fewer events than this in flight; past that the
 fetcher brings it, in batches. Measured (``bench pipeline``'s latency run, 100 ms models): at
-50 tasks/s the overhead fell from 18 to 9 ms at the median and 25 to 15 ms at p99, at 250/s
-from 35 to 25 ms; handing over under a burst cost ~10% of the throughput, hence the bound."""
+50 tasks/s the overhead fell from 23-25 to 14 ms at the median and 30-35 to 20 ms at p99, at
+250/s from 30-37 to 21-30 ms; handing over under a burst cost ~10% of the throughput, hence
+the bound."""
 
 STOP_GRACE_S = 5.0
 """On SIGTERM, how long handlers in flight may run on before the final commit."""
