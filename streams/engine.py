@@ -3,8 +3,8 @@ flight per handler, offsets committed strictly in order, tables restored from
 their changelogs on assignment.
 
     fetch (getmany) ──► per partition: slots in offset order ──► agent: handler tasks (≤ its limit)
-                                          │                          └─ backlog full: pause its partitions
-                                          └─ head done (and its table writes in the changelog) ──► commit
+    own record acked ──┘     │ (its next offset, while quiet)      └─ backlog full: pause its partitions
+                             └─ head done (and its table writes in the changelog) ──► commit
 
 Why not Faust (faust-streaming 0.15.3 ran this pipeline until issue 8; DESIGN.md,
 "Why our own engine"): a trivial Faust agent moves ~3,000 events/s here and a
