@@ -68,8 +68,8 @@ async def test_what_comes_while_a_batch_lingers_joins_it_and_after_its_drain_goe
     batcher = Batcher(producer)
     tp = TopicPartition(topic, 0)
     first = batcher.append(tp, None, b"a", None, None)
-    await asyncio.sleep(0)  # the submitter hands it to aiokafka, where it lingers (2 ms)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn, not a wait: the submitter hands it to aiokafka, where it lingers 2 ms
+    assert not batcher._lanes[tp].unsent  # handed over, not yet drained
     assert batcher.append(tp, None, b"b", None, None) is first  # same request, as aiokafka's own batches
     await first.acked
     third = batcher.append(tp, None, b"c", None, None)
