@@ -34,7 +34,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from swarmstream.agents.ports import InputMessage
 from swarmstream.streams.broker import bootstrap_servers
-from swarmstream.streams.engine import Engine
+from swarmstream.streams.engine import Agent, Engine, _Partition
 
 from tests.conftest import wait_for
 
@@ -216,33 +216,52 @@ async def test_in_flight_limit_pauses_and_keeps_offset_order(broker_url: str) ->
 
 async def test_records_it_produced_for_its_own_partitions_are_handled_once_in_order(broker_url: str) -> None:
     """What the engine produces for a partition it consumes is handed to the agent when acked
-    (``HAND_OVER_BELOW``) and read again by the fetcher: each must be handled exactly once, in
-    offset order, the handed-over ones and the fetched ones alike, and all of it committed."""
+    (below ``HAND_OVER_BELOW`` in flight) and read again by the fetcher: each must be handled
+    exactly once, in offset order, the handed-over ones and the fetched ones alike, and all of it
+    committed."""
     app, first, second = f"eng-{_uid()}", f"eng-{_uid()}-first", f"eng-{_uid()}-second"
     engine = make_engine(broker_url, app, partitions=2)
     handled: list[tuple[int, int]] = []
+    open_sink = asyncio.Event()
+    open_sink.set()
+    dispatched = {"fetched": 0, "handed over": 0}
+    dispatch = engine._dispatch
+
+    def counted(agent: Agent, part: _Partition, message: InputMessage) -> None:
+        if message.topic == second:  # the fetch loop's task, or an ack's callback (no task)
+            task = asyncio.current_task()
+            fetched = task is not None and task.get_coro().__qualname__ == "Engine._fetch_loop"  # type: ignore[union-attr]
+            dispatched["fetched" if fetched else "handed over"] += 1
+        dispatch(agent, part, message)
+
+    engine._dispatch = counted  # type: ignore[method-assign]
 
     async def relay(msg: InputMessage) -> None:
         await engine.send(second, msg.key, msg.value, {"from": b"relay"})
 
     async def sink(msg: InputMessage) -> None:
         assert msg.headers == {"from": b"relay"}
+        await open_sink.wait()
         handled.append((msg.partition, msg.offset))
 
     engine.agent("relay", [first], relay, max_in_flight=64)
     engine.agent("sink", [second], sink, max_in_flight=64)
     async with running(engine), offsets_of(broker_url, app) as committed:
-        # a trickle (handed over) and then a burst (past the bound: fetched)
+        # a trickle (handed over), then a burst while the sink waits (past the bound: fetched)
         for i in range(10):
             await produce(broker_url, [(first, b"k%d" % (i % 4), b"v%d" % i, None)])
             await wait_for(lambda i=i: len(handled) == i + 1, timeout_s=DEADLINE_S, what=f"relay {i} handled")
-        await produce(broker_url, [(first, b"k%d" % (i % 4), b"v%d" % i, None) for i in range(10, 200)])
-        await wait_for(lambda: len(handled) >= 200, timeout_s=DEADLINE_S, what="200 records handled")
+        open_sink.clear()
+        await produce(broker_url, [(first, b"k%d" % (i % 4), b"v%d" % i, None) for i in range(10, 400)])
+        await wait_for(lambda: dispatched["fetched"] > 0, timeout_s=DEADLINE_S, what="records fetched past the bound")
+        open_sink.set()
+        await wait_for(lambda: len(handled) >= 400, timeout_s=DEADLINE_S, what="400 records handled")
         for partition in (0, 1):
             tp = TopicPartition(second, partition)
             count = sum(1 for p, _ in handled if p == partition)
             await until(lambda tp=tp, count=count: _equals(committed(tp), count), what=f"{tp} committed")
-    assert len(handled) == len(set(handled)) == 200
+    assert len(handled) == len(set(handled)) == 400
+    assert dispatched["fetched"] > 0 and dispatched["handed over"] >= 10, dispatched
     for partition in (0, 1):
         assert [o for p, o in handled if p == partition] == list(range(sum(1 for p, _ in handled if p == partition)))
 
