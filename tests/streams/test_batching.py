@@ -78,3 +78,26 @@ async def test_what_comes_while_a_batch_lingers_joins_it_and_after_its_drain_goe
     await batcher.drain()
     records = await read_raw(broker_url, topic, until=lambda got: len(got) >= 3, timeout_s=20)
     assert [r.value for r in records] == [b"a", b"b", b"c"]
+
+
+async def test_a_waiter_cancelled_on_a_shared_batch_leaves_it_to_the_others(
+    broker_url: str, producer: AIOKafkaProducer
+) -> None:
+    """Events whose records share a batch all await its ack; one of them cancelled (its
+    partition lost) must not cancel the ack for the rest, or their slots never finish."""
+    topic = await _topic(broker_url, producer)
+    batcher = Batcher(producer)
+    tp = TopicPartition(topic, 0)
+    batch = batcher.append(tp, None, b"lost", None, None)
+    assert batcher.append(tp, None, b"kept", None, None) is batch
+
+    async def wait() -> None:
+        await batch.acked
+
+    lost, kept = asyncio.ensure_future(wait()), asyncio.ensure_future(wait())
+    await asyncio.sleep(0)  # both are awaiting the ack
+    lost.cancel()
+    await kept  # heard the ack, not a CancelledError
+    assert batch.acked.done() and not batch.acked.cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        await lost  # cancelled once the ack came
