@@ -90,7 +90,7 @@ def build_provider(
         protocol = spec.provider
         api_key = _read_key(spec, env)
     provider_class = PROVIDERS[protocol]
-    return provider_class(spec, pool.get(spec.endpoint), api_key=api_key, clock=clock)
+    return provider_class(spec, pool, api_key=api_key, clock=clock)
 
 
 def _read_key(spec: ModelSpec, env: Mapping[str, str]) -> str | None:

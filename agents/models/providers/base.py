@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Protocol
 
-import httpx
 import orjson
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.failures import FailureClass, ProviderError
-from swarmstream.agents.models.http import RawResponse, post_json
+from swarmstream.agents.models.http import ClientPool, RawResponse, post_json
 
 
 @dataclass(frozen=True)
@@ -174,16 +173,18 @@ class HttpProvider:
     def __init__(
         self,
         spec: ModelSpec,
-        client: httpx.AsyncClient,
+        pool: ClientPool,
         *,
         api_key: str | None = None,
         clock: Clock = now_ms,
     ) -> None:
+        if spec.endpoint is None:
+            raise ValueError(f"model {spec.id!r} has no endpoint")
         self.spec = spec
-        self._client = client
         self._api_key = api_key
         self._secrets: tuple[str, ...] = (api_key,) if api_key else ()
         self._clock = clock
+        self._target = pool.target(spec.endpoint, self.path, self.headers())
 
     def __repr__(self) -> str:  # the default would be harmless, but say explicitly what is shown
         return f"{type(self).__name__}(model={self.spec.id!r}, endpoint={self.spec.endpoint!r})"
@@ -192,14 +193,7 @@ class HttpProvider:
         """Ask the model once; ProviderError on any failure (see failures.py), never a retry."""
         budget_s = call_budget_s(self.spec, request.deadline_ms, self._clock())
         started_ns = time.perf_counter_ns()
-        raw = await post_json(
-            self._client,
-            self.path,
-            body=self.build_body(request),
-            headers=self.headers(),
-            timeout_s=budget_s,
-            secrets=self._secrets,
-        )
+        raw = await post_json(self._target, body=self.build_body(request), timeout_s=budget_s, secrets=self._secrets)
         latency_ms = (time.perf_counter_ns() - started_ns) // 1_000_000
         if not 200 <= raw.status_code < 300:
             raise self.parse_error(raw, self._clock())

@@ -50,7 +50,9 @@ async def test_key_never_leaks(
         sent = received.headers.get("x-api-key") or received.headers["Authorization"].removeprefix("Bearer ")
         assert sent == fake_key  # the key does go where it belongs
     assert any("[REDACTED]" in text for text in texts)  # the upstream echoed it; we removed it
-    assert any(r.name.startswith("httpx") for r in caplog.records)  # logging was really captured
+    # Every record at DEBUG, of every logger, is checked. (httpx's client logged each request at
+    # INFO; calls now go to the transport directly, agents/models/http.JsonTarget, and nothing
+    # on these paths logs, so there may be none: the check holds for any that a change adds.)
     records = [f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records]
     for text in texts + records:
         assert fake_key not in text
