@@ -90,13 +90,22 @@ def _fn(name: str) -> str:
     return name.replace(".", "_")
 
 
+def _kind(schema: Any) -> str:
+    """The schema's type name; ``"union"`` only for ``["null", <primitive>]``, the one union shipped."""
+    if isinstance(schema, str):
+        return schema
+    if isinstance(schema, dict):
+        return str(schema["type"])
+    branches = [b if isinstance(b, str) else b.get("type") for b in schema]
+    if len(branches) != 2 or branches[0] != "null" or branches[1] not in _PRIMITIVES:
+        raise Unsupported(f"union {branches}")
+    return "union"
+
+
 def _write(src: _Source, schema: Any, value: str, lines: list[str], indent: str, *, attrs: bool) -> None:
     """Lines that append ``value`` (an expression naming a local) encoded as ``schema`` to ``out``."""
-    kind = schema if isinstance(schema, str) else schema["type"] if isinstance(schema, dict) else "union"
+    kind = _kind(schema)
     if kind == "union":
-        branches = [b if isinstance(b, str) else b.get("type") for b in schema]
-        if len(schema) != 2 or branches[0] != "null" or branches[1] not in _PRIMITIVES:
-            raise Unsupported(f"union {branches}")
         lines += [f"{indent}if {value} is None:", f"{indent}    out.append(0)", f"{indent}else:",
                   f"{indent}    out.append(2)"]
         _write(src, schema[1], value, lines, indent + "    ", attrs=attrs)
@@ -147,11 +156,8 @@ def _write(src: _Source, schema: Any, value: str, lines: list[str], indent: str,
 
 def _read(src: _Source, schema: Any, target: str, lines: list[str], indent: str) -> None:
     """Lines that decode ``schema`` at ``pos`` of ``data`` into the local ``target``, advancing ``pos``."""
-    kind = schema if isinstance(schema, str) else schema["type"] if isinstance(schema, dict) else "union"
+    kind = _kind(schema)
     if kind == "union":
-        branches = [b if isinstance(b, str) else b.get("type") for b in schema]
-        if len(schema) != 2 or branches[0] != "null" or branches[1] not in _PRIMITIVES:
-            raise Unsupported(f"union {branches}")
         index = src.var("u")
         lines += [f"{indent}{index} = data[pos]", f"{indent}pos += 1", f"{indent}if {index} == 0:",
                   f"{indent}    {target} = None", f"{indent}elif {index} == 2:"]
@@ -230,8 +236,9 @@ def compile_encoder(schema: Mapping[str, Any], *, attrs: bool = True) -> Encoder
 
 def compile_decoder(schema: Mapping[str, Any]) -> Decoder:
     """From a parsed schema: ``decoder(data, pos)`` -> the record at ``pos`` as a dict, as fastavro
-    reads it with this schema as both writer and reader (bytes after it are ignored, as fastavro does). Raises :class:`Unsupported`; the decoder raises
-    ``ValueError``, ``IndexError``, ``UnicodeDecodeError`` or ``struct.error`` on corrupt input."""
+    reads it with this schema as both writer and reader (bytes after it are ignored, as fastavro
+    does). Raises :class:`Unsupported`; the decoder raises ``ValueError`` (``UnicodeDecodeError``
+    included), ``IndexError`` or ``struct.error`` on corrupt input."""
     src = _Source()
     _read(src, schema, "value", [], "")
     decode_at = _compile(src, f"dec_{_fn(schema['name'])}")
