@@ -48,7 +48,7 @@ from swarmstream.agents.selection.agent import Selector
 from swarmstream.agents.selection.budget import BudgetLimits
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.feedback import FeedbackRecorder
-from swarmstream.agents.taskstate import Finisher, overdue
+from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher, overdue
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
 from swarmstream.streams import tracing
@@ -96,7 +96,11 @@ class Topology:
         async def expire() -> None:
             store.expire(now_ms())
 
+        async def reindex(gained: set[Any]) -> None:
+            store.reindex()
+
         self.engine.timer(EXPIRE_INTERVAL_S, expire)
+        self.engine.on_assigned(reindex)
         return store
 
 
@@ -225,7 +229,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     async def sweep_overdue_tasks() -> None:
         now = now_ms()
         sends = []
-        for task_id, state in store.items():
+        for task_id, state in store.past_deadline(now - SWEEP_GRACE_MS):
             task = state["task"]
             for model, attempt in overdue(state, now):
                 step = StepContext(task_id=task_id, model_id=model, attempt=attempt, created_ms=task["created_ms"],

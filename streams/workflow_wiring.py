@@ -103,8 +103,9 @@ def wire_workflows(topo: Topology, *, dispatcher: Dispatcher) -> WorkflowRunner:
     topo.wire("workflows", sources, runner.handle, RUNNER_IN_FLIGHT)
 
     async def sweep_overdue_workflows() -> None:
+        now = now_ms()
         sends = [topo.emit(topic, key, record) for topic, key, record in
-                 runner.overdue(store.items(), now_ms(), SWEEP_GRACE_MS)]
+                 runner.overdue(store.past_deadline(now - SWEEP_GRACE_MS), now, SWEEP_GRACE_MS)]
         if sends:
             log.warning("workflow sweeper: %d workflow(s) past their deadline", len(sends))
             await asyncio.gather(*sends)
