@@ -1,5 +1,5 @@
-"""The task table's index of open tasks by deadline, which the deadline sweepers read
-instead of scanning every state the table keeps."""
+"""The task table's indexes, which its timers read instead of scanning every state it keeps:
+open tasks by deadline (the deadline sweepers), every entry by creation (expiry)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,15 @@ def test_open_tasks_a_restore_brings_are_found_after_reindex() -> None:
     assert tasks.past_deadline(150) == []  # not written through the store: not indexed yet
     tasks.reindex()
     assert [task_id for task_id, _ in tasks.past_deadline(150)] == ["restored"]
+
+
+def test_expire_forgets_the_entries_past_their_window_by_creation_time() -> None:
+    tasks, table = store()
+    tasks.set("old", 1_000, state(100, done=True))
+    tasks.set("new", 9_000, state(100, done=True))
+    table.apply(0, orjson.dumps("restored-old"), orjson.dumps([500, state(100, done=True)]))
+    tasks.reindex()
+    assert tasks.expire(15_000) == 2  # created before 15,000 - 10,000
+    assert "old" not in table and "restored-old" not in table and "new" in table
+    assert tasks.expire(15_000) == 0
+    assert tasks.expire(19_001) == 1 and len(table) == 0
