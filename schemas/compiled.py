@@ -29,7 +29,8 @@ _UNPACK_FLOAT = struct.Struct("<f").unpack_from
 
 
 class Unsupported(ValueError):
-    """A schema shape these functions do not compile; fastavro handles it."""
+    """A schema shape these functions do not compile (a shipped schema that uses one fails the
+    codec at import: extend ``_write`` and ``_read`` first)."""
 
 
 def write_long(out: bytearray, n: int) -> None:
