@@ -10,11 +10,13 @@ given a ``flush`` that sends what it queued so far.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from swarmstream.schemas.codec import DecodeError, codec
+from swarmstream.schemas.limits import DEAD_LETTER_PREFIX_BYTES
 from swarmstream.schemas.models import DeadLetter, Record, now_ms
 
 
@@ -25,7 +27,10 @@ class InputMessage:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Mapping[str, bytes] = field(default_factory=dict)
+    headers: Mapping[str, bytes | None] = field(default_factory=dict)
+    """Any client may send a header without a value (None), or one that is not UTF-8."""
+    timestamp_ms: int = -1
+    """The record's timestamp (producer create time, or the broker's); -1 when unknown."""
 
 
 class Emit(Protocol):
@@ -33,22 +38,50 @@ class Emit(Protocol):
         self, topic: str, key: str, record: Record, headers: Mapping[str, bytes] | None = None
     ) -> Awaitable[None]:
         """Write ``record`` to ``topic``: queued inside a handler (sent when it returns),
-        acknowledged by the broker before the awaitable completes anywhere else."""
+        acknowledged by the broker before the awaitable completes anywhere else. Raises
+        ValueError, before anything is queued, for a record that cannot be sent: over the
+        size limit, or with a value its schema cannot hold."""
         ...
 
 
+DEAD_LETTER_VALUE_BYTES = DEAD_LETTER_PREFIX_BYTES
+"""A dead letter keeps this much of the original value (``schemas/limits.py`` says why);
+length, SHA-256 and the source offset let an operator fetch the rest."""
+
+DEAD_LETTER_KEY_BYTES = 1024
+DEAD_LETTER_HEADER_BYTES = 1024
+DEAD_LETTER_HEADERS = 64
+"""Keys and headers are bounded for the same reason: a record's key or headers may be as
+large as its value."""
+
+
 def dead_letter(message: InputMessage, reason: str, error: BaseException | None = None) -> DeadLetter:
+    value = message.value
     return DeadLetter(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers={k: v.decode("utf-8", "replace") for k, v in message.headers.items()},
+        key=message.key[:DEAD_LETTER_KEY_BYTES] if message.key is not None else None,
+        value=value[:DEAD_LETTER_VALUE_BYTES] if value is not None else None,
+        value_length=len(value) if value is not None else -1,
+        value_sha256=hashlib.sha256(value).hexdigest() if value is not None else "",
+        value_truncated=value is not None and len(value) > DEAD_LETTER_VALUE_BYTES,
+        headers={k[:DEAD_LETTER_HEADER_BYTES]: header_text(v)[:DEAD_LETTER_HEADER_BYTES]
+                 for k, v in list(message.headers.items())[:DEAD_LETTER_HEADERS]},
         reason=reason[:2000],
         error_type=type(error).__name__ if error else "",
         received_ms=now_ms(),
     )
+
+
+def header_text(value: bytes | None) -> str:
+    """A header's value as text: a header without a value reads as empty."""
+    return value.decode("utf-8", "replace") if value is not None else ""
+
+
+def key_text(message: InputMessage) -> str:
+    """The record's key as text (a null key reads as empty; bytes that are not UTF-8 are replaced)."""
+    return (message.key or b"")[:DEAD_LETTER_KEY_BYTES].decode("utf-8", "replace")
 
 
 R = TypeVar("R", bound=Record)
@@ -62,8 +95,7 @@ class DeadLetters:
         self._topic = topic
 
     async def send(self, message: InputMessage, reason: str, error: BaseException | None = None) -> None:
-        key = (message.key or b"").decode("utf-8", "replace")
-        await self._emit(self._topic, key, dead_letter(message, reason, error))
+        await self._emit(self._topic, key_text(message), dead_letter(message, reason, error))
 
     async def decode(self, message: InputMessage, *types: type[R]) -> R | None:
         """The record in ``message`` if it is one of ``types``; else dead-lettered, and None."""

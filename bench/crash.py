@@ -17,6 +17,14 @@ SIGKILL mid-run, at one of two moments:
   rarely land right after a commit, which is where commit-ordering bugs lose
   events (under Faust: faust-streaming #606).
 
+- ``stall``: not a kill. The victim is frozen (SIGSTOP) while slow calls are in
+  flight, until the group has moved all its partitions to the survivor and at least
+  :data:`STALL_S` (2.5x the session timeout) has passed, then woken (SIGCONT). It
+  wakes with results, calls and records built before the stop, learns from its next
+  heartbeat that it is out of the group (``streams/fencing.py``), drops all of it,
+  rejoins and gets half the partitions again: the same numbers or others, as the
+  assignor's order of the new member ids falls (``same_partitions_back``).
+
 The survivor takes the victim's partitions, restores the tables from their
 changelogs and goes on. Measured, per variant:
 
@@ -61,7 +69,10 @@ from swarmstream.streams.demo import to_request
 from swarmstream.streams.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.settings import Settings
 
-KillAt = Literal["random", "after_commit"]
+KillAt = Literal["random", "after_commit", "stall"]
+
+STALL_S = 5.0
+"""The least time the victim stays frozen in the ``stall`` variant: 2.5x the 2 s session timeout."""
 
 FREEZE_S = 1.2
 """How long the victim is frozen to learn its partitions: over two commit intervals
@@ -113,6 +124,8 @@ class CrashReport:
     """For every task with a repeated result: each copy's completed_ms minus the kill's ms."""
     duplicates_agree: bool = True
     """Every task's copies carry the same status and answer."""
+    same_partitions_back: bool | None = None
+    """``stall``: whether the woken victim was given the partition numbers it had before."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -268,10 +281,20 @@ async def crash_run(stack: Stack, *, tasks: int, models: list[str], kill_at: Kil
                 if time.monotonic() > deadline:
                     raise AssertionError("the victim committed no offset in 30 s")
                 await asyncio.sleep(COMMIT_POLL_S)
-    victim.kill()
-    killed_ms = now_ms()
-    in_flight = _in_flight(stack.fleet.counters, slow_model)
-    killed_after = done()
+    same_back = None
+    if kill_at == "stall":
+        await until(lambda: slow_calls() >= int(tasks * rng.uniform(0.1, 0.6)), "the stall's share of slow calls", 60)
+        killed_ms = now_ms()
+        in_flight = _in_flight(stack.fleet.counters, slow_model)
+        killed_after = done()
+        held = await stall(stack, victim)
+        after = await owned_by(stack, victim)
+        same_back = after == held if after is not None else None
+    else:
+        victim.kill()
+        killed_ms = now_ms()
+        in_flight = _in_flight(stack.fleet.counters, slow_model)
+        killed_after = done()
 
     await until(lambda: done() >= tasks, f"{tasks} results after the kill", RESULTS_TIMEOUT_S)
     survivor.check_alive()
@@ -302,7 +325,37 @@ async def crash_run(stack: Stack, *, tasks: int, models: list[str], kill_at: Kil
         model_calls=calls,
         seconds=round(seconds, 2),
         seed=seed,
+        same_partitions_back=same_back,
     )
+
+
+async def stall(stack: Stack, victim: Any) -> set[int]:
+    """Freeze the victim until the group has moved its partitions away (one member left, and
+    at least :data:`STALL_S`), then wake it; returns the partitions it held before."""
+    group = stack.settings.app_id
+    held = await owned_by(stack, victim)
+    if held is None:
+        raise AssertionError("could not tell the victim's partitions before the stall")
+    os.kill(victim.pid, signal.SIGSTOP)
+    try:
+        frozen_until = time.monotonic() + STALL_S
+        await wait_for_members(stack.broker_url, group, 1)
+        await asyncio.sleep(max(frozen_until - time.monotonic(), 0))
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    await wait_for_members(stack.broker_url, group, 2)
+    return held
+
+
+async def owned_by(stack: Stack, worker: Any) -> set[int] | None:
+    """The partition numbers ``worker`` owns, from the commits that stop while it is frozen for a
+    moment (``victim_partitions``); None when it cannot be told (no traffic left to commit)."""
+    topics = [stack.settings.topics.tasks, stack.settings.topics.responses, stack.settings.topics.failures]
+    async with CommittedOffsets(stack.broker_url, stack.settings.app_id, topics, stack.settings.partitions) as offsets:
+        try:
+            return await victim_partitions(offsets, worker, stack.settings.partitions)
+        except AssertionError:
+            return None
 
 
 def run(*, quick: bool) -> dict[str, Any]:
@@ -316,7 +369,7 @@ async def _run(*, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="swarm-bench-crash-") as tmp:
         fleet = Path(tmp) / "fleet.yaml"
         fleet.write_text(BENCH_FLEET)
-        for kill_at in ("random", "after_commit"):
+        for kill_at in ("random", "after_commit", "stall"):
             for dedupe in (True, False):
                 settings = unique_settings(Settings(models=fleet), data_dir=Path(tmp) / kill_at,
                                            dedupe_model_calls=dedupe)
@@ -338,7 +391,7 @@ async def _run(*, quick: bool) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = [f"crash: {result['tasks_per_run']} tasks a run, 2 workers, one killed (SIGKILL)",
+    lines = [f"crash: {result['tasks_per_run']} tasks a run, 2 workers, one killed (SIGKILL) or stalled (SIGSTOP)",
              f"{'kill':<24}{'results':>9}{'lost':>6}{'dup results':>13}{'repeated calls':>16}{'swept':>7}"
              f"{'in flight':>11}{'s':>7}"]
     for name, r in result["variants"].items():

@@ -10,18 +10,32 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .limits import (
+    INT32_MAX,
+    MAX_DEADLINE_MS,
+    MAX_HOPS,
+    MAX_LABELS,
+    MAX_METADATA_ENTRIES,
+    MAX_MODELS,
+    MAX_TIME_MS,
+    MAX_TIMEOUT_MS,
+    MAX_TOOLS,
+    MIN_TIME_MS,
+    MODEL_REQUEST_LIST_LIMITS,
+    MODEL_REQUEST_TEXT_LIMITS,
+    TASK_LIST_LIMITS,
+    TASK_TEXT_LIMITS,
+    size_check,
+)
 
 AnswerType = Literal["label", "number", "json", "text"]
 Mode = Literal["consensus", "single", "chain", "select"]
 ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded", "cycle_detected",
                        "tool_loop", "max_turns", "max_tool_calls", "rejected"]
-
-MAX_PROMPT_CHARS = 1_000_000
-"""A prompt larger than this is refused at intake: no model takes ~250k tokens, and
-one such event would slow every consumer of the topic."""
 
 
 def now_ms() -> int:
@@ -39,33 +53,41 @@ class Record(BaseModel):
     avro_name: ClassVar[str]
 
 
+_task_sizes = size_check(TASK_TEXT_LIMITS, TASK_LIST_LIMITS)
+_model_request_sizes = size_check(MODEL_REQUEST_TEXT_LIMITS, MODEL_REQUEST_LIST_LIMITS)
+
+
 class TaskRequest(Record):
+    """A caller's task. Every field is bounded (``schemas/limits.py``: text in UTF-8 bytes,
+    list lengths, times within years 1970..9999, a timeout of at most a day), so a task
+    that validates fits in a record and every deadline derived from it fits in a long."""
+
     avro_name: ClassVar[str] = "swarmstream.TaskRequest"
 
-    task_id: str = Field(default_factory=new_task_id, min_length=1, max_length=200)
-    created_ms: int = Field(default_factory=now_ms, ge=0)
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    task_id: str = Field(default_factory=new_task_id, min_length=1)
+    created_ms: int = Field(default_factory=now_ms, ge=MIN_TIME_MS, le=MAX_TIME_MS)
+    prompt: str = Field(min_length=1)
     system: str | None = None
     answer_type: AnswerType = "label"
-    labels: list[str] = []
+    labels: list[str] = Field(default=[], max_length=MAX_LABELS)
     json_schema: str | None = None
     mode: Mode = "consensus"
-    models: list[str] = []
+    models: list[str] = Field(default=[], max_length=MAX_MODELS)
     strategy: str | None = None
-    min_models: int = Field(default=0, ge=0, le=64)
-    max_models: int = Field(default=0, ge=0, le=64)
+    min_models: int = Field(default=0, ge=0, le=MAX_MODELS)
+    max_models: int = Field(default=0, ge=0, le=MAX_MODELS)
     early_stop: bool = False
     chain: str | None = None
     policy: str | None = None
-    timeout_ms: int = Field(default=30_000, gt=0, le=86_400_000)
+    timeout_ms: int = Field(default=30_000, gt=0, le=MAX_TIMEOUT_MS)
     max_tokens: int = Field(default=256, gt=0, le=1_000_000)
     tenant: str = "default"
     category: str | None = None
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = Field(default={}, max_length=MAX_METADATA_ENTRIES)
     workflow: str | None = None
-    hops: list[str] = []
+    hops: list[str] = Field(default=[], max_length=MAX_HOPS)
     parent_task_id: str | None = None
-    tools: list[str] = []
+    tools: list[str] = Field(default=[], max_length=MAX_TOOLS)
     tool_policy: str | None = None
     max_turns: int = Field(default=0, ge=0, le=64)
     max_tool_calls: int = Field(default=0, ge=0, le=1024)
@@ -77,19 +99,29 @@ class TaskRequest(Record):
             raise ValueError("prompt is blank")
         return prompt
 
+    @model_validator(mode="after")
+    def _within_limits(self) -> Self:
+        _task_sizes(self.__dict__)
+        return self
+
 
 class ModelRequest(Record):
     avro_name: ClassVar[str] = "swarmstream.ModelRequest"
 
     task: TaskRequest
     model_id: str
-    attempt: int = 0
-    deadline_ms: int
-    expected_models: list[str] = []
-    not_before_ms: int = 0
+    attempt: int = Field(default=0, ge=0, le=INT32_MAX)
+    deadline_ms: int = Field(ge=MIN_TIME_MS, le=MAX_DEADLINE_MS)
+    expected_models: list[str] = Field(default=[], max_length=MAX_MODELS)
+    not_before_ms: int = Field(default=0, ge=MIN_TIME_MS, le=MAX_DEADLINE_MS)
     probe: bool = False
-    turn: int = 0
+    turn: int = Field(default=0, ge=0, le=INT32_MAX)
     conversation: str | None = None
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Self:
+        _model_request_sizes(self.__dict__)
+        return self
 
 
 class StepContext(Record):
@@ -302,6 +334,9 @@ class DeadLetter(Record):
     reason: str
     error_type: str = ""
     received_ms: int
+    value_length: int = -1
+    value_sha256: str = ""
+    value_truncated: bool = False
 
 
 class ToolCall(Record):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from swarmstream.streams.fencing import Fenced, Lease
 
 OnAck = Callable[[int], None]
 """Told the offset a record was written at."""
@@ -51,6 +52,7 @@ class Batch:
 
     builder: Any  # aiokafka.producer.message_accumulator.BatchBuilder
     acked: SharedAck
+    epoch: int = 0  # the lease epoch it was made in (streams/fencing.py)
     on_acks: list[tuple[int, OnAck]] = field(default_factory=list)  # (offset in the batch, callback)
 
     def resolve(self, sent: asyncio.Future[Any]) -> None:
@@ -58,6 +60,7 @@ class Batch:
             self.acked.abandon()
         elif (exc := sent.exception()) is not None:
             self.acked.set_exception(exc)
+            self.acked.exception()  # its events' waiters raise it; with none left (cancelled), no "never retrieved"
         else:
             base = sent.result().offset
             try:
@@ -79,8 +82,11 @@ class _Lane:
 
 
 class Batcher:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, lease: Lease | None = None) -> None:
+        """``lease``: a batch made before the worker's membership was lost is never handed
+        to the producer (its records were for partitions another member may own now)."""
         self._producer = producer
+        self._lease = lease or Lease(0.0)
         self._lanes: dict[TopicPartition, _Lane] = {}
 
     def append(self, tp: TopicPartition, key: bytes | None, value: bytes | None,
@@ -91,9 +97,11 @@ class Batcher:
         if lane is None:
             lane = self._lanes[tp] = _Lane()
         batch = lane.newest
-        appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers or []) if batch else None
-        if batch is None or appended is None:  # none yet, or it is full or drained
-            batch = lane.newest = Batch(self._producer.create_batch(), SharedAck())
+        epoch = self._lease.epoch
+        appended = (batch.builder.append(timestamp=None, key=key, value=value, headers=headers or [])
+                    if batch is not None and batch.epoch == epoch else None)
+        if batch is None or appended is None:  # none yet, or it is full, drained or of a lost membership
+            batch = lane.newest = Batch(self._producer.create_batch(), SharedAck(), epoch)
             appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers or [])
             lane.unsent.append(batch)
             if lane.submitter is None:
@@ -108,6 +116,12 @@ class Batcher:
         try:
             while lane.unsent:
                 batch = lane.unsent[0]
+                if batch.epoch != self._lease.epoch:
+                    batch.builder.close()
+                    batch.acked.set_exception(Fenced("the group membership was lost before this batch was sent"))
+                    batch.acked.exception()
+                    lane.unsent.popleft()
+                    continue
                 try:
                     sent = await self._producer.send_batch(batch.builder, tp.topic, partition=tp.partition)
                 except Exception as exc:  # closed, or no room in time: the records' events fail

@@ -13,18 +13,26 @@ the chain-metrics changelog); a ``None`` value is a tombstone. Tansu never compa
 reads them all, the newest winning. With ``SWARM_STORE=rocksdb://`` each table also
 keeps its entries on local disk (:class:`DiskStore`), with the changelog offset they
 are complete up to, so a restarted worker reopens them and reads only the tail.
+
+Entries past their retention are deleted by a timer, outside any handler
+(:meth:`Table.delete_now`): a tombstone each on the entry's partition, so the next
+owner of the partition does not bring them back and a compacting broker can drop
+them (changelogs are created with ``cleanup.policy=compact``, ``streams/broker.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
 
 RESTORE_FETCH_MS = 50
 """How long one restore fetch waits for records."""
@@ -35,6 +43,18 @@ RESTORE_STALL_S = 60.0
 Send = Callable[[str, bytes, bytes | None, Callable[[int], None] | None], int]
 """Writes a changelog record to the partition being handled, which it returns; the callback
 is told the record's offset once the broker has it."""
+
+SendNow = Callable[[str, bytes, bytes | None, int], Awaitable[None]]
+"""Writes a changelog record outside any handler (a timer's tombstones): (topic, key, value,
+partition), done once the broker has it. It must append the record to the partition's batch
+before its first suspension (the engine's ``send`` does), so that no handler's write of the
+same key can come between the entry leaving memory and its tombstone (see
+:meth:`Table.delete_now`)."""
+
+TOMBSTONES_AT_ONCE = 2_000
+"""Tombstones awaited together by :meth:`Table.delete_now`: one task each, so a first pass over
+a large backlog of expired entries (a worker restarted after hours) does not hold a task per
+entry at once, and a few thousand still fill the producer's batches."""
 
 
 class DiskStore:
@@ -89,12 +109,20 @@ class DiskStore:
 
 
 class Table:
-    """A dict-like view over the partitions of one changelog topic this worker owns."""
+    """A dict-like view over the partitions of one changelog topic this worker owns.
 
-    def __init__(self, topic: str, send: Send, disk: DiskStore | None = None) -> None:
+    Values are held as ``hold`` makes them from their JSON (``orjson.loads`` unless the store
+    over the table says otherwise: the task table keeps finished tasks as their bytes, which
+    the garbage collector never walks); ``_keys`` knows each partition's keys, so a partition
+    that moves away is dropped and an expired entry's tombstone goes to its partition."""
+
+    def __init__(self, topic: str, send: Send, disk: DiskStore | None = None, *,
+                 send_now: SendNow | None = None, hold: Callable[[bytes], Any] = orjson.loads) -> None:
         self.topic = topic
         self.disk = disk
+        self.hold = hold
         self._send = send
+        self._send_now = send_now
         self._data: dict[str, Any] = {}
         self._keys: dict[int, set[str]] = {}
 
@@ -108,50 +136,116 @@ class Table:
         return key in self._data
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._write(key, orjson.dumps(value))
+        self._keys.setdefault(self._write(key, orjson.dumps(value)), set()).add(key)
         self._data[key] = value
 
     set = __setitem__  # the tools' KeyValue protocol (agents/tools/agent.py)
 
+    def put(self, key: str, encoded: bytes, held: Any) -> None:
+        """Write ``encoded`` (the value's JSON) and hold ``held`` for it in memory (what ``hold``
+        would make of ``encoded``): the task table keeps a finished task as its bytes."""
+        self._keys.setdefault(self._write(key, encoded), set()).add(key)
+        self._data[key] = held
+
     def __delitem__(self, key: str) -> None:
-        self._write(key, None)
+        keys = self._keys.get(self._write(key, None))
+        if keys is not None:
+            keys.discard(key)
         self._data.pop(key, None)
 
-    def _write(self, key: str, value: bytes | None) -> None:
+    def _write(self, key: str, value: bytes | None) -> int:
         encoded = orjson.dumps(key)
         disk = self.disk
         if disk is None:
-            partition = self._send(self.topic, encoded, value, None)
-        else:
-            # the callback runs once the record is acked, when ``partition`` is long assigned
-            partition = self._send(self.topic, encoded, value,
-                                   lambda offset: disk.write(partition, [(encoded, value)], offset + 1))
-        self._keys.setdefault(partition, set()).add(key)
+            return self._send(self.topic, encoded, value, None)
+        # the callback runs once the record is acked, when ``partition`` is long assigned
+        partition = self._send(self.topic, encoded, value,
+                               lambda offset: disk.write(partition, [(encoded, value)], offset + 1))
+        return partition
 
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(list(self._data.items()))
+
+    def keys_of(self, partitions: Iterable[int]) -> list[str]:
+        """The keys this worker holds of ``partitions``."""
+        return [key for p in partitions for key in self._keys.get(p, ())]
+
+    def partition_of(self, key: str) -> int | None:
+        """The partition whose changelog holds ``key`` (a worker owns a handful: a look in each)."""
+        for partition, keys in self._keys.items():
+            if key in keys:
+                return partition
+        return None
 
     def __len__(self) -> int:
         return len(self._data)
 
     def forget(self, keys: Iterable[str]) -> None:
-        """Drop keys from memory only (expired entries; their changelog records stay)."""
+        """Drop keys from memory only (their changelog records stay: a restore brings them back)."""
         for key in keys:
-            self._data.pop(key, None)
+            if self._data.pop(key, _MISSING) is not _MISSING:
+                partition = self.partition_of(key)
+                if partition is not None:
+                    self._keys[partition].discard(key)
+
+    async def delete_now(self, keys: Iterable[str], still: Callable[[str], bool] = lambda key: True) -> int:
+        """Delete ``keys`` outside a handler (a timer's expiry): each leaves memory and gets a
+        tombstone on its partition of the changelog, acknowledged before this returns; with a
+        disk store, it leaves the disk then. Returns how many were deleted.
+
+        Each key is checked (``still``: is it still to go?), dropped from memory and its
+        tombstone appended to the partition's batch in one step, with no suspension between:
+        a handler that writes the key again (a task reopened) writes after the tombstone, in
+        memory as in the changelog, so a restore rebuilds what memory holds. A key whose
+        partition moved away meanwhile is not here any more, and is left to its new owner."""
+        if self._send_now is None:
+            raise RuntimeError(f"{self.topic}: deleting outside a handler needs the engine's send (send_now)")
+        send_now = self._send_now
+        deleted = 0
+
+        async def tombstone(key: str) -> bool:
+            partition = self.partition_of(key)
+            if partition is None or key not in self._data or not still(key):
+                return False
+            del self._data[key]
+            self._keys[partition].discard(key)
+            encoded = orjson.dumps(key)
+            await send_now(self.topic, encoded, None, partition)
+            if self.disk is not None:  # gone from the disk's prefix too (its mark stays where it is)
+                self.disk.write(partition, [(encoded, None)], 0)
+            return True
+
+        pending = list(keys)
+        for start in range(0, len(pending), TOMBSTONES_AT_ONCE):
+            done = await asyncio.gather(*(tombstone(key) for key in pending[start:start + TOMBSTONES_AT_ONCE]),
+                                        return_exceptions=True)
+            failed = [d for d in done if isinstance(d, BaseException)]
+            deleted += sum(d is True for d in done)
+            if failed:
+                # out of memory already; without its tombstone a restore brings it back, and it
+                # is deleted again at the next expiry after that
+                log.warning("%s: %d tombstone(s) failed (%r)", self.topic, len(failed), failed[0])
+        return deleted
 
     def apply(self, partition: int, key: bytes, value: bytes | None) -> None:
         """One changelog record (or disk entry), read while restoring."""
         name = orjson.loads(key)
         if value is None:
             self._data.pop(name, None)
+            keys = self._keys.get(partition)
+            if keys is not None:
+                keys.discard(name)
             return
-        self._data[name] = orjson.loads(value)
+        self._data[name] = self.hold(value)
         self._keys.setdefault(partition, set()).add(name)
 
     def drop(self, partition: int) -> None:
         """The partition moved to another worker: its entries are that worker's now."""
         for key in self._keys.pop(partition, ()):
             self._data.pop(key, None)
+
+
+_MISSING = object()
 
 
 async def restore_tables(bootstrap: str, tables: list[Table], partitions: Iterable[int],

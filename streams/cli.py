@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from swarmstream.agents.models.catalog import CatalogError
 from swarmstream.agents.workflows.dsl import WorkflowError
+from swarmstream.streams import signals
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -19,18 +20,28 @@ def _settings():  # type: ignore[no-untyped-def]
     return Settings()
 
 
+def _status(line: str) -> None:
+    """A status line (ready, stopping) on standard error: standard output carries the command's data."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from swarmstream.streams.demo import MODES, render, run_demo
 
     if args.mode not in MODES:
         print(f"swarmstream demo: unknown --mode {args.mode!r} (choose from {', '.join(MODES)})", file=sys.stderr)
         return 2
-    summary = asyncio.run(run_demo(tasks=args.tasks, mode=args.mode, quiet=args.json, record=args.record))
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(render(summary))
-    return 0 if summary["results"] == summary["tasks"] else 1
+
+    async def main(stop: signals.StopSignal) -> int:
+        summary = await signals.until_stopped(
+            run_demo(tasks=args.tasks, mode=args.mode, quiet=args.json, record=args.record, on_ready=_status), stop)
+        if summary is None:  # the broker, fleet and workers it started are stopped by now
+            _status(f"swarmstream demo: stopped by {stop.name} before the run finished; no summary")
+            return 0
+        print(json.dumps(summary) if args.json else render(summary), flush=True)
+        return 0 if summary["results"] == summary["tasks"] else 1
+
+    return signals.run(main)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -41,38 +52,57 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("swarmstream worker: set SWARM_BROKER=kafka://host:port (run `swarmstream broker` for a local one)",
               file=sys.stderr)
         return 2
+    # Until run_worker's loop takes SIGTERM/SIGINT over (it stops the engine, commits and leaves the
+    # group), main()'s signals.exit_cleanly_until_loop covers them: nothing has started before that.
+    if settings.log_format != "json":  # with JSON logs, stderr carries only JSON lines
+        _status(f"swarmstream worker: starting on {settings.broker} (group {settings.app_id}, topics "
+                f"{settings.topic_prefix}.*); SIGTERM or Ctrl-C stops it")
     run_worker(settings, settings.broker, loglevel=args.loglevel)
     return 0
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from swarmstream.streams.broker import EmbeddedBroker
+    from swarmstream.streams.broker import BrokerError, EmbeddedBroker
 
-    with EmbeddedBroker(args.port) as broker:
-        print(f"embedded broker listening: SWARM_BROKER={broker.url}", flush=True)
+    async def main(stop: signals.StopSignal) -> int:
+        broker = EmbeddedBroker(args.port)
         try:
-            assert broker._proc is not None
-            broker._proc.wait()
-        except KeyboardInterrupt:
-            pass
-    return 0
+            broker.start()  # blocks the loop briefly; a signal meanwhile is acted on right after
+            if not stop.is_set():
+                print(f"embedded broker listening: SWARM_BROKER={broker.url}", flush=True)
+            code = await broker.watch(stop.event)
+        except BrokerError as exc:
+            print(f"swarmstream broker: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            broker.stop()
+        if code is not None:
+            print(f"swarmstream broker: Tansu exited by itself with code {code}", file=sys.stderr)
+            return 1
+        return 0
+
+    return signals.run(main)
 
 
 def cmd_sim_fleet(args: argparse.Namespace) -> int:
     from swarmstream.agents.models.catalog import load_catalog
     from swarmstream.agents.models.simulated.fleet import serve_forever
-
     catalog = load_catalog(_settings().models, sim_url="http://127.0.0.1:1/v1")
     profiles = {m.id: m.simulated for m in catalog.models.values() if m.simulated is not None}
 
     def ready(url: str) -> None:
         print(f"simulated fleet ({', '.join(profiles)}): SWARM_SIM_URL={url}", flush=True)
 
-    try:
-        asyncio.run(serve_forever(profiles, args.host, args.port, seed=args.seed, on_ready=ready))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    async def main(stop: signals.StopSignal) -> int:
+        try:
+            await serve_forever(profiles, args.host, args.port, seed=args.seed, on_ready=ready, stop=stop.event)
+        except OSError as exc:  # the port is taken, or the host is not ours
+            print(f"swarmstream sim-fleet: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+                  "(--port 0 picks a free port)", file=sys.stderr)
+            return 1
+        return 0
+
+    return signals.run(main)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -118,6 +148,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         async with SwarmClient(settings.broker, topics=settings.topics, from_beginning=True,
                                security=aiokafka_security(settings)) as client:
             stream = client.results()
+            _status(f"swarmstream results: reading {settings.topics.results} on {settings.broker} from the beginning"
+                    + ("; SIGTERM or Ctrl-C stops it" if args.follow else ""))
             while True:
                 try:
                     result = await asyncio.wait_for(anext(stream), timeout=None if args.follow else 2.0)
@@ -125,10 +157,11 @@ def cmd_results(args: argparse.Namespace) -> int:
                     return 0
                 print(result.model_dump_json(), flush=True)
 
-    try:
-        return asyncio.run(go())
-    except KeyboardInterrupt:
-        return 0
+    async def main(stop: signals.StopSignal) -> int:
+        code = await signals.until_stopped(go(), stop)
+        return 0 if code is None else code
+
+    return signals.run(main)
 
 
 def _record_range(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -291,7 +324,16 @@ def cmd_top(args: argparse.Namespace) -> int:
     if not settings.broker:
         print("swarmstream top: set SWARM_BROKER=kafka://host:port (and SWARM_TOPIC_PREFIX)", file=sys.stderr)
         return 2
-    return asyncio.run(run_top(settings, once=args.once, window_s=args.window_s, refresh_s=args.refresh_s))
+
+    def ready() -> None:
+        _status(f"swarmstream top: following {settings.topics.calls} on {settings.broker}; SIGTERM or Ctrl-C stops it")
+
+    async def main(stop: signals.StopSignal) -> int:
+        code = await signals.until_stopped(run_top(settings, once=args.once, window_s=args.window_s,
+                                                   refresh_s=args.refresh_s, on_ready=ready), stop)
+        return 0 if code is None else code
+
+    return signals.run(main)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -301,11 +343,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if not settings.broker:
         print("swarmstream tail: set SWARM_BROKER=kafka://host:port (and SWARM_TOPIC_PREFIX)", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(run_tail(settings, statuses=args.status, from_beginning=args.from_beginning,
-                                    idle_exit_s=args.idle_exit_s, as_json=args.json))
-    except KeyboardInterrupt:
-        return 0
+
+    def ready() -> None:
+        _status(f"swarmstream tail: following {settings.topics.results} on {settings.broker}; "
+                "SIGTERM or Ctrl-C stops it")
+
+    async def main(stop: signals.StopSignal) -> int:
+        code = await signals.until_stopped(run_tail(settings, statuses=args.status, from_beginning=args.from_beginning,
+                                                    idle_exit_s=args.idle_exit_s, as_json=args.json, on_ready=ready),
+                                           stop)
+        return 0 if code is None else code
+
+    return signals.run(main)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -324,12 +373,12 @@ def parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     broker = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
-    broker.add_argument("--port", type=_positive, default=9092)
+    broker.add_argument("--port", type=_port, default=9092, help="0: any free port (printed)")
     broker.set_defaults(func=cmd_broker)
 
     fleet = sub.add_parser("sim-fleet", help="serve the catalog's simulated models over HTTP")
     fleet.add_argument("--host", default="127.0.0.1")
-    fleet.add_argument("--port", type=_positive, default=8000)
+    fleet.add_argument("--port", type=_port, default=8000, help="0: any free port (printed)")
     fleet.add_argument("--seed", type=int, default=0)
     fleet.set_defaults(func=cmd_sim_fleet)
 
@@ -429,8 +478,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535 (0: any free port), got {value}")
+    return value
+
+
+LONG_RUNNING = frozenset({"broker", "sim-fleet", "worker", "demo", "top", "tail", "results"})
+"""Commands that run until stopped (or for long): SIGTERM and SIGINT stop them cleanly, with
+status 0 (streams/signals.py says why)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    replaced = signals.exit_cleanly_until_loop() if args.command in LONG_RUNNING else {}
     try:
         return int(args.func(args))
     except ValidationError as exc:
@@ -442,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkflowError as exc:
         print(f"swarmstream: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signals.restore(replaced)
 
 
 if __name__ == "__main__":

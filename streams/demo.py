@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks
@@ -21,6 +22,12 @@ DEMO_WORKFLOW = "draft-critique-vote"
 SELECT_BATCH = 20
 """Select mode submits in batches and judges each batch's results (the demo knows the
 answers), so later batches are chosen with what the earlier ones taught."""
+
+SUBMIT_YIELD_EVERY = 100
+"""The submit loops give the event loop a turn this often. A send without waiting for its ack
+does not suspend while the producer's buffer has room, so a long loop would hold the loop and a
+SIGTERM or Ctrl-C (streams/signals.py) would wait until every task had been queued (seconds
+for 100,000 tasks); a turn per 100 sends costs nothing measurable."""
 
 CHAIN_PRIMARY_FAILURE_RATE = 0.3
 """In chain mode the demo makes the default chain's first model fail this often,
@@ -88,11 +95,45 @@ class Progress:
             sys.stderr.write("\n")
 
 
+@contextlib.asynccontextmanager
+async def collected_results(stack: Stack) -> AsyncIterator[dict[str, TaskResult]]:
+    """Every distinct result from now on, in a dict the demo owns: the client keeps only a bounded
+    number of results (``client.RESULTS_KEPT``), and a run of more tasks than that must still count them all."""
+    results: dict[str, TaskResult] = {}
+
+    async def collect() -> None:
+        async for result in stack.client.results():
+            results.setdefault(result.task_id, result)
+
+    collector = asyncio.create_task(collect())
+    try:
+        yield results
+    finally:
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+
+
+def ready_line(stack: Stack, *, mode: str, tasks: int, embedded: bool) -> str:
+    """What the demo says once its stack is up: where everything runs (a person can point
+    ``top``/``tail`` at it; a test knows it may signal it now)."""
+    broker = f"{stack.broker_url} ({'embedded' if embedded else 'SWARM_BROKER'})"
+    return (f"swarmstream demo ({mode}): {tasks} tasks; broker {broker}, topics {stack.settings.topic_prefix}.*, "
+            f"simulated fleet {stack.settings.sim_url}, {len(stack.workers)} worker(s)")
+
+
 async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120.0,
-                   record: str | None = None) -> dict[str, object]:
+                   record: str | None = None, on_ready: Callable[[str], None] | None = None) -> dict[str, object]:
+    """Run the demo; cancelling it stops everything it started (broker, fleet, workers) before it
+    ends. ``on_ready`` gets :func:`ready_line` once the stack has answered a probe task."""
     settings = unique_settings(Settings())
     started = time.monotonic()
-    async with running_stack(settings) as stack:
+    # before anything starts: making 100,000 tasks takes seconds, which would hold the loop (and
+    # a SIGTERM) while a broker and a worker run
+    labelled = demo_tasks(tasks) if mode != "tools" else []
+    async with running_stack(settings) as stack, collected_results(stack) as received:
+        if on_ready is not None:
+            on_ready(ready_line(stack, mode=mode, tasks=tasks, embedded=not settings.broker))
         models = stack.catalog.default_consensus
         primary = None
         if mode == "chain":
@@ -100,26 +141,29 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
         items = {}
         progress = Progress(tasks, enabled=not quiet)
         if mode == "select":
-            await submit_with_feedback(stack, demo_tasks(tasks), items, progress)
+            await submit_with_feedback(stack, labelled, items, progress)
         elif mode == "tools":
             items.update(await submit_tool_tasks(stack, tasks))
         else:
-            for item in demo_tasks(tasks):
+            for i, item in enumerate(labelled):
                 request = to_request(item, mode="consensus" if mode == "workflow" else mode)
                 if mode == "workflow":
                     request = request.model_copy(update={"workflow": DEMO_WORKFLOW})
                 items[request.task_id] = item
                 await stack.client.submit(request, wait_ack=False)
+                if i % SUBMIT_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             await stack.client.flush()
         deadline = time.monotonic() + timeout_s
-        while len(stack.client.received) < tasks and time.monotonic() < deadline:
-            progress.show(len(stack.client.received))
+        while sum(1 for t in items if t in received) < tasks and time.monotonic() < deadline:
+            progress.show(sum(1 for t in items if t in received))
             for worker in stack.workers:
                 worker.check_alive()
             await asyncio.sleep(0.1)
-        progress.show(len(stack.client.received))
+        mine = {t: r for t, r in received.items() if t in items}
+        progress.show(len(mine))
         progress.close()
-        summary = summarise(items, {k: v for k, v in stack.client.received.items() if k in items}, models)
+        summary = summarise(items, mine, models)
         summary["mode"] = mode
         summary["duplicates"] = stack.client.duplicates
         if record:
@@ -129,20 +173,18 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
                                         labels={tid: item.answer for tid, item in items.items()})
             summary["recorded"] = {"path": record, "records": recorded.total}
         if mode == "chain":
-            received = [r for t, r in stack.client.received.items() if t in items]
-            summary["fallbacks"] = sum(1 for r in received if r.answered_by not in (None, primary))
-            summary["failed"] = sum(1 for r in received if r.status == "failed")
+            summary["fallbacks"] = sum(1 for r in mine.values() if r.answered_by not in (None, primary))
+            summary["failed"] = sum(1 for r in mine.values() if r.status == "failed")
             summary["model_accuracy"] = {}
         if mode == "workflow":
             summary["workflow"] = DEMO_WORKFLOW
-            summary["steps"] = step_stats(items, {t: r for t, r in stack.client.received.items() if t in items})
+            summary["steps"] = step_stats(items, mine)
             summary["model_accuracy"] = {}
         if mode == "tools":
-            summary.update(await tool_stats(stack, items, {t: r for t, r in stack.client.received.items() if t in items}))
+            summary.update(await tool_stats(stack, items, mine))
         if mode == "select":
-            received = [r for t, r in stack.client.received.items() if t in items]
             picks: dict[str, int] = {}
-            for r in received:
+            for r in mine.values():
                 picks[r.answered_by or "-"] = picks.get(r.answered_by or "-", 0) + 1
             summary["picks"] = dict(sorted(picks.items()))
             summary["model_accuracy"] = {}
@@ -155,10 +197,12 @@ async def submit_tool_tasks(stack: Stack, n: int) -> dict[str, object]:
     from swarmstream.agents.tools.demo import to_tool_request, tool_demo_tasks
 
     items: dict[str, object] = {}
-    for item in tool_demo_tasks(n):
+    for i, item in enumerate(tool_demo_tasks(n)):
         request = to_tool_request(item, models=list(stack.catalog.default_consensus))
         items[request.task_id] = item
         await stack.client.submit(request, wait_ack=False)
+        if i % SUBMIT_YIELD_EVERY == 0:
+            await asyncio.sleep(0)
     await stack.client.flush()
     return items
 

@@ -28,10 +28,17 @@ construction:
   the partition's next offset and the partition is quiet (``HAND_OVER_BELOW``); the
   fetcher brings it too, and skips it as already dispatched;
 - rebalances are eager (every partition is revoked, then assigned): a partition
-  kept across one keeps its in-flight handlers, its tables and its position (no
-  re-delivery); a lost one has its handlers cancelled and its tables dropped,
-  and its next owner reads from the commit; a gained one is restored from the
-  changelogs before its first record is handled.
+  kept across one (held without a gap in one membership: the same member id) keeps
+  its in-flight handlers, its tables and its position (no re-delivery); what its
+  events produce between the revocation and the assignment waits, and is sent if
+  the partition is kept, dropped if it moved; a lost one has its handlers
+  cancelled and its tables dropped, and its next owner reads from the commit; a
+  gained one is restored from the changelogs before its first record is handled;
+- a worker publishes only while it can prove its membership (``streams/fencing.py``):
+  a stalled worker's records wait for its next heartbeat, and a lost membership
+  drops every partition at once (:meth:`Engine._fence`);
+- a handler that raises has its event reported (``on_error``: the app dead-letters
+  it) and committed: no record's content stops a worker.
 
 Partitions are co-assigned by number across topics (``RangePartitionAssignor``:
 every topic has the same partition count, so each member gets the same numbers of
@@ -66,10 +73,15 @@ from swarmstream.streams import tracing
 from swarmstream.streams.batching import Batcher, OnAck
 from swarmstream.streams.broker import ensure_topics
 from swarmstream.streams.changelog import DiskStore, Table, restore_tables
+from swarmstream.streams.fencing import Fenced, Lease, guard_produce_requests, membership, purge_unsent, watch_heartbeats
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[InputMessage], Awaitable[None]]
+
+OnError = Callable[[InputMessage, BaseException], Awaitable[None]]
+"""Told of a handler that raised, while its event is still being handled (what it sends is
+part of the event's output): a record's content must never stop a worker."""
 
 current_partition: ContextVar[int | None] = ContextVar("swarm_current_partition", default=None)
 """The partition of the event a handler is handling: where its table writes go."""
@@ -94,8 +106,26 @@ a bound. It was 8 at first, which a model topic's partition passes at ~300 tasks
 models (4 partitions: rate x 0.1 s / 4 calls in flight each): at 500 tasks/s, 64 instead of 8
 took the overhead from 40-43 to 24-32 ms p50 and 83-97 to 52-65 ms p99, with bursts as fast."""
 
+MAX_REQUEST_BYTES = 1024 * 1024
+"""The producer's largest request, set rather than inherited: Kafka's default ``message.max.bytes``
+(1 MiB), so what the producer accepts a broker with default settings accepts too."""
+
+PRODUCE_LIMIT_BYTES = MAX_REQUEST_BYTES - 16 * 1024
+"""The largest record (key + value + headers) :meth:`Engine.send` takes; a larger one raises
+:class:`RecordTooLarge` where it is emitted, inside the handler that made it, which decides what
+it means (a dead letter, a failed task). 16 KiB under the request size leaves room for the batch
+and record framing. Before this bound, one dead letter that copied a 1 MiB record failed in the
+producer, and the worker stopped at that offset for good."""
+
+PARTITION_CHECK_TRIES = 50
+"""Metadata reads (0.1 s apart) before a topic the worker just created counts as missing."""
+
 STOP_GRACE_S = 5.0
 """On SIGTERM, how long handlers in flight may run on before the final commit."""
+
+
+class RecordTooLarge(ValueError):
+    """A record larger than :data:`PRODUCE_LIMIT_BYTES`: refused before it reaches the producer."""
 
 
 class _CachedPartitioner:
@@ -126,11 +156,16 @@ class _Outbox:
     dying in between leaves state that re-handling the event brings up to date)."""
 
     engine: Engine
+    part: _Partition | None = None  # the source partition of the event (None: a test's outbox)
     outputs: list[_Record] = field(default_factory=list)
     writes: list[_Record] = field(default_factory=list)
     closed: bool = False  # sent: a task the handler spawned and that outlives it sends directly
 
     async def send(self) -> None:
+        if self.part is not None and not await self.engine._owns(self.part):
+            self.outputs.clear()
+            self.writes.clear()
+            raise Fenced(f"{self.part.tp} is no longer this worker's: what its event produced is dropped")
         while self.outputs or self.writes:  # a task the handler spawned may add while we wait
             records = self.outputs or self.writes
             batch = records[:]
@@ -224,10 +259,18 @@ class Engine:
         self.producer: AIOKafkaProducer | None = None
         self._batcher: Batcher | None = None
         self._partitioner = _CachedPartitioner()
+        self._numbers = list(range(partitions))
         self.consumer: AIOKafkaConsumer | None = None
         self.ready = asyncio.Event()
         self._stopping = False
         self._failed: asyncio.Future[None] | None = None  # set by start (it needs the running loop)
+        # Fencing (streams/fencing.py): the membership as this worker can prove it; the member id
+        # its partitions were assigned under; set from a revocation until the next assignment.
+        self._lease = Lease(max(session_timeout_s - heartbeat_interval_s, heartbeat_interval_s))
+        self._member: str | None = None
+        self._rebalancing: asyncio.Future[None] | None = None
+        self._on_error: OnError | None = None
+        self.produce_limit_bytes = PRODUCE_LIMIT_BYTES
 
     # -- declaring -------------------------------------------------------------------------
 
@@ -242,7 +285,9 @@ class Engine:
 
     def table(self, name: str) -> Table:
         disk = DiskStore(self._data_dir / self.app_id / name) if self._data_dir is not None else None
-        table = Table(f"{self.app_id}-{name}-changelog", self._send_changelog, disk)
+        table = Table(f"{self.app_id}-{name}-changelog", self._send_changelog, disk,
+                      # a timer's tombstones: outside a handler ``send`` returns once the broker has it
+                      send_now=lambda topic, key, value, partition: self.send(topic, key, value, partition=partition))
         self.tables[name] = table
         return table
 
@@ -261,6 +306,11 @@ class Engine:
     def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(fn)
 
+    def on_error(self, fn: OnError) -> None:
+        """Called when a handler raises, with the event and the error (the app dead-letters it);
+        without one the error is only logged. Either way the event is done and committed."""
+        self._on_error = fn
+
     def source_topics(self) -> list[str]:
         return sorted(self._agent_of)
 
@@ -274,7 +324,13 @@ class Engine:
         """While handling an event: queued, sent when the handler returns (its event is done
         once the broker has it; :func:`flush` sends sooner). Anywhere else: returns once the
         broker acknowledged the record."""
-        record = (topic, key, value, list(headers.items()) if headers else None, partition, None)
+        header_list = list(headers.items()) if headers else None
+        size = len(key or b"") + len(value or b"")
+        if header_list:
+            size += sum(len(k) + len(v or b"") for k, v in header_list)
+        if size > self.produce_limit_bytes:
+            raise RecordTooLarge(f"a record of {size} bytes for {topic} is over the {self.produce_limit_bytes}-byte limit")
+        record = (topic, key, value, header_list, partition, None)
         box = _outbox.get()
         if box is not None and not box.closed:
             box.outputs.append(record)
@@ -300,6 +356,12 @@ class Engine:
             ack.add_done_callback(lambda f: f.cancelled() or f.exception() or on_ack(f.result().offset))
         return ack
 
+    def home(self, key: bytes) -> int:
+        """The partition a keyed record of any source topic belongs to: the producer's hash over
+        the engine's partition count (every topic has that many, ``ensure_topics``), whoever
+        produced it."""
+        return self._partitioner(key, self._numbers, self._numbers)
+
     def _partition_of(self, topic: str, key: bytes | None) -> int | None:
         assert self.producer is not None
         partitions = self.producer.client.cluster.partitions_for_topic(topic)
@@ -321,9 +383,9 @@ class Engine:
             # Only next in line: a record before it (another producer's) is not read yet, and
             # order within a partition is what commits rely on. Otherwise the fetcher brings it.
             if (part is not None and part.next_offset == offset and len(part.slots) < HAND_OVER_BELOW
-                    and not agent.paused and not self._stopping):
+                    and not agent.paused and not self._stopping and self._rebalancing is None):
                 self._dispatch(agent, part, InputMessage(tp.topic, tp.partition, offset, key, value,
-                                                         dict(headers) if headers else {}))
+                                                         dict(headers) if headers else {}, int(time.time() * 1000)))
 
         return acked
 
@@ -343,9 +405,11 @@ class Engine:
                             self.partitions, security=self.security)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
                                          max_batch_size=PRODUCER_BATCH_BYTES, partitioner=self._partitioner,
-                                         **self.security)
+                                         max_request_size=MAX_REQUEST_BYTES, **self.security)
         await self.producer.start()
-        self._batcher = Batcher(self.producer)
+        await self._check_partition_counts()
+        guard_produce_requests(self.producer, self._lease)
+        self._batcher = Batcher(self.producer, self._lease)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=self.app_id,
@@ -362,11 +426,32 @@ class Engine:
         )
         self.consumer.subscribe(self.source_topics(), listener=_Listener(self))
         await self.consumer.start()
+        watch_heartbeats(self.consumer, self._lease, self._fence)
         for fn in self._services:
             self._spawn(_logged(fn, fn.__name__))
         for interval_s, fn in self._timers:
             self._spawn(_every(interval_s, fn))
         self._spawn(self._commit_loop())
+
+    async def _check_partition_counts(self) -> None:
+        """Every source topic and changelog must have the engine's partition count: the join is
+        local only because partition *n* of each goes to the same member, and a task's home
+        (:meth:`home`) is its hash over that count. A topic made elsewhere with another count
+        would split tasks from their state, so the worker refuses to start and says which."""
+        assert self.producer is not None
+        topics = [*self.source_topics(), *self.changelog_topics()]
+        counts: dict[str, int] = {}
+        for _ in range(PARTITION_CHECK_TRIES):
+            cluster = await self.producer.client.fetch_all_metadata()
+            counts = {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in topics}
+            if all(counts.values()):
+                break
+            await asyncio.sleep(0.1)  # a topic just created may not be in the metadata yet
+        wrong = {topic: n for topic, n in counts.items() if n and n != self.partitions}
+        if wrong:
+            raise ValueError(f"topics with another partition count than SWARM_PARTITIONS={self.partitions}: "
+                             + ", ".join(f"{topic} has {n}" for topic, n in sorted(wrong.items()))
+                             + " (recreate them, or set SWARM_PARTITIONS to match)")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Handle events until ``stop`` is set, then finish what is in flight (for a while),
@@ -427,7 +512,7 @@ class Engine:
                         continue  # already dispatched here (fetched before, or handed over when acked)
                     self._dispatch(agent, part, InputMessage(
                         record.topic, record.partition, record.offset, record.key, record.value,
-                        dict(record.headers) if record.headers else {}))
+                        dict(record.headers) if record.headers else {}, record.timestamp))
 
     def _dispatch(self, agent: Agent, part: _Partition, message: InputMessage) -> None:
         """The partition's next record: to a handler now, or to the agent's backlog."""
@@ -456,7 +541,7 @@ class Engine:
         slot.task = asyncio.ensure_future(self._handle(agent, part, slot, message))
 
     async def _handle(self, agent: Agent, part: _Partition, slot: _Slot, message: InputMessage) -> None:
-        box = _Outbox(self)
+        box = _Outbox(self, part)
         _outbox.set(box)  # this task's own context: only its records land here
         current_partition.set(message.partition)
         try:
@@ -467,15 +552,22 @@ class Engine:
                         await agent.handler(message)
                 else:
                     await agent.handler(message)
-            except Exception:
-                # It cannot be retried in place without blocking its partition; handlers own
-                # their error paths (dead letters, Failure events), so this is a bug: logged loudly.
+            except Fenced:
+                raise
+            except Exception as exc:
+                # It cannot be retried in place without blocking its partition (a record's content
+                # fails the same way every time), so it goes to on_error (a dead letter) and the
+                # partition moves on. Handlers own their expected error paths: this is a bug or
+                # hostile input, logged loudly.
                 log.exception("%s: handler failed on %s[%d]@%d", agent.name, message.topic, message.partition,
                               message.offset, extra={"topic": message.topic, "partition": message.partition,
                                                      "offset": message.offset,
-                                                     "task_id": (message.key or b"").decode("utf-8", "replace")})
+                                                     "task_id": (message.key or b"")[:256].decode("utf-8", "replace")})
+                await self._report(agent, message, exc)
             await box.send()  # also a failed handler's: the state it left is the state it wrote
             slot.done = True
+        except Fenced:
+            pass  # not this worker's partition any more: its next owner handles the event again
         except Exception as exc:
             # The producer refused or gave up on a record: committing this event would lose it
             # (an output, or the state), so its slot stays unfinished (nothing is committed past
@@ -489,6 +581,17 @@ class Engine:
             if slot.done:
                 part.advance()
             self._drain(agent)
+
+    async def _report(self, agent: Agent, message: InputMessage, exc: Exception) -> None:
+        if self._on_error is None:
+            return
+        try:
+            await self._on_error(message, exc)
+        except Fenced:
+            raise
+        except Exception:
+            log.exception("%s: reporting the failure on %s[%d]@%d failed too", agent.name, message.topic,
+                          message.partition, message.offset)
 
     def _fail(self, exc: BaseException) -> None:
         """A fault the worker cannot carry on past: ``run`` raises it (the process exits non-zero
@@ -531,6 +634,12 @@ class Engine:
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         self.ready.clear()
+        if self._rebalancing is None:  # what events produce now waits for the assignment (_owns)
+            self._rebalancing = asyncio.get_running_loop().create_future()
+        assert self.consumer is not None
+        if membership(self.consumer)[0] != self._member:
+            self._fence()  # the membership lapsed before this rejoin: nothing here is ours to commit
+            return
         try:
             await self._commit()  # so the next owner starts after everything finished here
         except KafkaError as exc:
@@ -543,10 +652,21 @@ class Engine:
             # aiokafka only logs a listener's failure; the gained partitions would stay paused
             # (owned here, handled nowhere) for good.
             self._fail(RuntimeError(f"taking partitions failed: {exc!r}"))
+        finally:
+            rebalancing, self._rebalancing = self._rebalancing, None
+            if rebalancing is not None and not rebalancing.done():
+                rebalancing.set_result(None)
 
     async def _take(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
         started = time.monotonic()
+        member = membership(self.consumer)[0]
+        if member != self._member:
+            # Kept means held without a gap in one membership: a new member id means the group
+            # dropped this worker meanwhile (a stall), and whatever it held may have moved on.
+            self._fence()
+            self._member = member
+        self._lease.renew(started)
         for tp in [tp for tp in self._parts if tp not in assigned]:
             self._lose(self._parts.pop(tp))
         owned = {tp.partition for tp in assigned}
@@ -577,6 +697,36 @@ class Engine:
                  sorted(gained_numbers), time.monotonic() - started)
         self.ready.set()
 
+    def _fence(self) -> None:
+        """The group membership is gone (``streams/fencing.py``): every partition is treated as
+        lost at once (handlers cancelled, tables dropped, nothing more sent for them), and the
+        next assignment gains whatever it brings: tables restored, published results re-read,
+        positions from the committed offsets."""
+        if self._parts or self._owned:
+            log.warning("fenced: dropping %d partitions (tables of %s) until the group assigns again",
+                        len(self._parts), sorted(self._owned))
+        self.ready.clear()
+        if not self._lease.lost:
+            self._lease.lose()
+        for part in self._parts.values():
+            self._lose(part)
+        self._parts.clear()
+        for partition in self._owned:
+            for table in self.tables.values():
+                table.drop(partition)
+        self._owned = set()
+        self._member = None
+        if self.producer is not None:
+            purge_unsent(self.producer)
+
+    async def _owns(self, part: _Partition) -> bool:
+        """Whether ``part`` is still this worker's, in the membership it was handled under. From
+        a revocation until the next assignment it is not known: the event's outputs wait, then
+        go (kept) or are dropped (lost), never sent for a partition another member may own."""
+        while self._rebalancing is not None:
+            await asyncio.shield(self._rebalancing)
+        return self._parts.get(part.tp) is part
+
     def _lose(self, part: _Partition) -> None:
         for slot in part.slots:
             if slot.task is not None:
@@ -599,6 +749,18 @@ class Engine:
         if high is None or done is None:
             return None
         return max(int(high) - done, 0)
+
+    def waiting_since_ms(self, topic: str) -> int | None:
+        """The record timestamp of the oldest event the agent reading ``topic`` holds fetched
+        with no handler free for it (its backlog's head), or None when none waits (no I/O).
+        ``now - this`` is how long work queues inside this worker: intake's admission reads it
+        (``agents/dispatch/shedding.py``). One backlog per agent, first in first out over all its
+        partitions, so a new event waits behind its head whichever partition it is on."""
+        agent = self._agent_of.get(topic)
+        if agent is None or not agent.backlog:
+            return None
+        stamp = agent.backlog[0][2].timestamp_ms
+        return stamp if stamp >= 0 else None
 
     def positions(self) -> list[tuple[str, int, int | None, int | None]]:
         """(topic, partition, high watermark, next offset to read) of every owned partition."""

@@ -189,24 +189,32 @@ async def collect_top(settings: Settings, *, window_s: float = 60.0, idle_s: flo
 
 
 async def run_top(settings: Settings, *, once: bool = False, window_s: float = 60.0, refresh_s: float = 1.0,
-                  console: Console | None = None) -> int:
+                  console: Console | None = None, on_ready: Callable[[], None] | None = None) -> int:
+    """The live table until cancelled (``once``: one snapshot). ``on_ready`` is called once the
+    call log is assigned, before the first paint (not with ``once``)."""
     console = console or Console()
     try:
         if once:
             console.print(render_top(await collect_top(settings, window_s=window_s), window_s=window_s))
             return 0
-        return await _top_forever(settings, window_s=window_s, refresh_s=refresh_s, console=console)
+        return await _top_forever(settings, window_s=window_s, refresh_s=refresh_s, console=console,
+                                  on_ready=on_ready)
     except LiveViewError as exc:
         console.print(f"swarmstream top: {exc}", style="red")
         return 2
 
 
-async def _top_forever(settings: Settings, *, window_s: float, refresh_s: float, console: Console) -> int:
+async def _top_forever(settings: Settings, *, window_s: float, refresh_s: float, console: Console,
+                       on_ready: Callable[[], None] | None = None) -> int:
+    """Paints until cancelled (streams/signals.py cancels it on SIGTERM/SIGINT); the consumer is
+    closed on the way out."""
     window = _call_window(settings, window_s)
     consumer = _consumer(settings)
     await consumer.start()
     try:
         await _assign(consumer, settings.topics.calls, from_beginning=True, timeout_s=TOPIC_WAIT_S)
+        if on_ready is not None:
+            on_ready()
         with Live(render_top([], window_s=window_s), console=console, auto_refresh=False) as live:
             next_paint = 0.0
             while True:
@@ -214,8 +222,6 @@ async def _top_forever(settings: Settings, *, window_s: float, refresh_s: float,
                 if time.monotonic() >= next_paint:
                     live.update(render_top(window.rows(now_ms()), window_s=window_s), refresh=True)
                     next_paint = time.monotonic() + refresh_s
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 0
     finally:
         await consumer.stop()
 

@@ -54,7 +54,15 @@ class Settings(BaseSettings):
         0.65, gt=0, le=1, description="Beta stopping rule threshold (bench consensus: 38% fewer calls, no accuracy lost)"
     )
     consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
-    consensus_expires_s: int = Field(7200, gt=0, description="how long a finished task's dedupe record lives")
+    consensus_expires_s: int = Field(
+        7200, gt=0, description="how long after its creation a task's state (a finished task's: its ~200-byte done "
+        "record) and its tool entries are kept, then deleted with a tombstone: that long a redelivered task is "
+        "answered from it, a late outcome is ignored and feedback finds who answered what"
+    )
+    expire_interval_s: float = Field(
+        30.0, gt=0, description="how often every table deletes its entries past their retention (a tombstone each): "
+        "at ~300 tasks/s a pass finds a few thousand, not a backlog"
+    )
     intake_in_flight: int = Field(256, ge=1)
     shed_soft_lag: int = Field(
         5_000, ge=0, description="requests waiting on one partition of a model's topic past which intake slows; 0: off"
@@ -63,6 +71,12 @@ class Settings(BaseSettings):
         50_000, ge=1, description="past this many, a new task asking that model ends at once as `rejected`"
     )
     shed_max_delay_ms: int = Field(1_000, ge=0, description="intake's wait per task just under the hard limit")
+    admit_queue_share: float = Field(
+        0.25, ge=0, le=1, description="a new task whose wait before intake plus the wait at its models (this worker's "
+        "own measure) passes this share of its timeout (at least 1 s) ends at once as `rejected`, with the reason; "
+        "intake waits a little from half of that; 0: off (agents/dispatch/shedding.py). 25%: an admitted task keeps "
+        "three quarters of its timeout for its model calls, retries and the join"
+    )
     dedupe_model_calls: bool = Field(
         True, description="skip a redelivered model request whose outcome the task state already counts "
         "(agents/models/dedupe.py): after a crash, only calls whose outcome was still on its way are repeated"

@@ -12,7 +12,11 @@ to models in their provider's format) and calls :func:`wire_tools` once, at the 
 Tables (changelog-backed, written only by the owner of the task's partition, all keyed
 so that a task's entries follow its partition): ``tool-ledger`` (task|turn|digest ->
 the executed call's outcome), ``tool-conversations`` (task|model -> the turn in
-progress), ``tool-approvals`` (task|tool|digest -> the decision).
+progress), ``tool-approvals`` (task|tool|digest -> the decision). Each entry is deleted
+(a tombstone on its changelog) ``SWARM_CONSENSUS_EXPIRES_S`` after its task began (the
+ledger, the conversations) or after it arrived (an approval): the task table forgets the
+task then too, and nothing reads a task's tool entries once its task is gone, since a
+redelivered call or result of that task can no longer change its one result.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from swarmstream.agents.tools.execution import Executor
 from swarmstream.agents.tools.mcp import import_server_tools
 from swarmstream.agents.tools.registry import Registry, load_tools
 from swarmstream.agents.tools.turns import ToolTurns
+from swarmstream.schemas.models import Approval
 from swarmstream.streams.engine import flush
+from swarmstream.streams.homing import homed, task_id_in
 from swarmstream.streams.settings import Settings
-from swarmstream.streams.tables import TableLedger
+from swarmstream.streams.tables import Expiry, TableLedger
 
 if TYPE_CHECKING:
     from swarmstream.streams.topology import Topology
@@ -63,15 +69,28 @@ def tool_turns(settings: Settings) -> ToolTurns:
     return ToolTurns(registry, tool_calls_topic=settings.topics.tool_calls, ready=mcp_import_once(registry))
 
 
+def kept_from(field: str, window_ms: int) -> Expiry:
+    """An entry goes ``window_ms`` after the time in its ``field`` (an entry written before it
+    carried one goes ``window_ms`` after this worker first saw it)."""
+
+    def expiry(key: str, value: Any) -> int | None:
+        at = value.get(field) if isinstance(value, dict) else None
+        return None if at is None else int(at) + window_ms
+
+    return expiry
+
+
 def wire_tools(topo: Topology, turns: ToolTurns) -> None:
     """Declare the tool topics' agents and tables on ``topo``; ``turns`` is what the model callers offer."""
     engine, settings = topo.engine, topo.settings
     names = settings.topics
     registry, ready = turns.registry, turns.ready
 
-    ledger = TableLedger(engine.table("tool-ledger"))
-    conversations = engine.table("tool-conversations")
-    approvals = ApprovalDesk(table=engine.table("tool-approvals"),
+    window_ms = settings.consensus_expires_s * 1000  # the task table's window
+    ledger = TableLedger(topo.retained("tool-ledger", kept_from("created_ms", window_ms), default_ms=window_ms))
+    conversations = topo.retained("tool-conversations", kept_from("created_ms", window_ms), default_ms=window_ms)
+    approvals = ApprovalDesk(table=topo.retained("tool-approvals", kept_from("received_ms", window_ms),
+                                                 default_ms=window_ms),
                              dead_letter_topic=names.dead_letters, emit=topo.emit)
     runner = ToolRunner(registry=registry, executor=Executor(registry, topo.pool), ledger=ledger, approvals=approvals,
                         emit=topo.emit, flush=flush, results_topic=names.tool_results, audit_topic=names.audit,
@@ -82,7 +101,7 @@ def wire_tools(topo: Topology, turns: ToolTurns) -> None:
                                 registry=registry)
     topo.wire("tool-calls", [names.tool_calls], runner.handle, TOOL_CALLS_IN_FLIGHT)
     topo.wire("tool-results", [names.tool_results], keeper.handle, 256)
-    topo.wire("approvals", [names.approvals], approvals.handle, 256)
+    topo.wire("approvals", [names.approvals], homed(engine, approvals.handle, task_id_in(Approval)), 256)
 
     async def import_mcp_tools() -> None:
         try:

@@ -44,21 +44,23 @@ from swarmstream.agents.models.catalog import Catalog
 from swarmstream.agents.models.dedupe import outcome_counted
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
+from swarmstream.agents.ports import DeadLetters, InputMessage
 from swarmstream.agents.selection.agent import Selector
-from swarmstream.agents.selection.budget import BudgetLimits
+from swarmstream.agents.selection.budget import BudgetLimits, window_end_ms
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.feedback import FeedbackRecorder
-from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher, overdue
+from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher, Resweeps, overdue
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Failure, Record, StepContext, now_ms
+from swarmstream.schemas.models import Failure, Feedback, Record, StepContext, now_ms
 from swarmstream.streams import tracing
 from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.engine import Engine, Handler
+from swarmstream.streams.homing import homed, task_id_in
 from swarmstream.streams.logs import follow_logs
 from swarmstream.streams.published import PublishedResults
 from swarmstream.streams.security import aiokafka_security
 from swarmstream.streams.settings import DEFAULT_CHAINS, Settings
-from swarmstream.streams.tables import ShardedCounters, WindowedStore
+from swarmstream.streams.tables import Expiry, Retained, ShardedCounters, WindowedStore
 from swarmstream.streams.tool_wiring import tool_turns, wire_tools
 from swarmstream.streams.workflow_wiring import wire_workflows
 
@@ -70,8 +72,14 @@ SWEEP_INTERVAL_S = 1.0
 DELAYED_IN_FLIGHT = 4096
 """Delayed requests mostly sleep: many may wait at once for little memory."""
 
-EXPIRE_INTERVAL_S = 30.0
-"""How often finished tasks' states older than ``SWARM_CONSENSUS_EXPIRES_S`` are forgotten."""
+SPEND_KEPT_MS = 24 * 3600 * 1000
+"""A spend counter stays a day after its window (a UTC day or month) ended: only the current
+window's counters are read (``agents/selection/agent.py``), and a day covers a worker whose clock
+lags and an operator looking at yesterday's spend. Without it a tenant's counters grew by one
+key a day for good."""
+
+SPEND_UNDATED_MS = 40 * 24 * 3600 * 1000
+"""A spend key naming no window (none is written so): kept longer than any month."""
 
 
 @dataclass
@@ -90,18 +98,28 @@ class Topology:
         self.engine.agent(name, topics, handler, max_in_flight)
 
     def windowed(self, name: str) -> WindowedStore:
-        """A table of per-task states, forgotten ``SWARM_CONSENSUS_EXPIRES_S`` after their task began."""
+        """A table of per-task states, deleted ``SWARM_CONSENSUS_EXPIRES_S`` after their task began:
+        that long a redelivered task, a late outcome or feedback still finds its task."""
         store = WindowedStore(self.engine.table(name), expires_ms=self.settings.consensus_expires_s * 1000)
+        self._expiring(store)
+        return store
 
+    def retained(self, name: str, expiry: Expiry, *, default_ms: int) -> Retained:
+        """A table whose entries are deleted once past ``expiry(key, value)`` (None: ``default_ms``
+        after this worker first saw it)."""
+        store = Retained(self.engine.table(name), expiry=expiry, default_ms=default_ms, clock=now_ms)
+        self._expiring(store)
+        return store
+
+    def _expiring(self, store: WindowedStore | Retained) -> None:
         async def expire() -> None:
-            store.expire(now_ms())
+            await store.expire(now_ms())
 
         async def reindex(gained: set[Any]) -> None:
-            store.reindex()
+            store.reindex({tp.partition for tp in gained})
 
-        self.engine.timer(EXPIRE_INTERVAL_S, expire)
+        self.engine.timer(self.settings.expire_interval_s, expire)
         self.engine.on_assigned(reindex)
-        return store
 
 
 def create_engine(settings: Settings, broker_url: str) -> Engine:
@@ -133,9 +151,16 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     topo = Topology(engine, settings, catalog)
     names = settings.topics
     chains_config = chains_for(settings, catalog)
+    dead_letters = DeadLetters(topo.emit, names.dead_letters)
+
+    async def dead_letter_failed(message: InputMessage, error: BaseException) -> None:
+        await dead_letters.send(message, f"handling failed: {type(error).__name__}: {error}", error)
+
+    engine.on_error(dead_letter_failed)  # no record's content stops a worker: it gets a dead letter
 
     store = topo.windowed("tasks")
     book = ModelBook()
+    # kept for good: one key per chain and partition, counters since the start (``swarmstream stats``)
     chain_metrics = ShardedCounters(engine.table("chain-metrics"))
     board = CircuitBoard(chains_config.circuit_for, now_ms)
     if settings.metrics_port:  # before any handler takes topo.emit: streams/metrics.py counts what it emits
@@ -171,6 +196,9 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         reliability=book.reliability,
         shedding=shedding(engine, settings),
         finisher=finisher,
+        home=lambda task_id: engine.home(task_id.encode()),
+        forward=lambda task, partition: engine.send(names.tasks, task.task_id.encode(), codec().encode(task),
+                                                     partition=partition),
     )
     topo.wire("intake", [names.tasks], dispatcher.handle, settings.intake_in_flight)
 
@@ -211,7 +239,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     selector = Selector(
         models=catalog.models,
         book=book,
-        spend=engine.table("spend"),
+        spend=topo.retained("spend", spend_expiry, default_ms=SPEND_UNDATED_MS),
         limits=lambda tenant: budget_limits(settings, tenant),
         emit=topo.emit,
         model_topic=names.model,
@@ -224,14 +252,23 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
 
     feedback = FeedbackRecorder(store=store, emit=topo.emit, quality_topic=names.quality,
                                 dead_letter_topic=names.dead_letters)
-    topo.wire("feedback", [names.feedback], feedback.handle, 256)
+    topo.wire("feedback", [names.feedback], homed(engine, feedback.handle, task_id_in(Feedback)), 256)
+
+    resweeps = Resweeps()
 
     async def sweep_overdue_tasks() -> None:
         now = now_ms()
         sends = []
-        for task_id, state in store.past_deadline(now - SWEEP_GRACE_MS):
+        due = store.past_deadline(now - SWEEP_GRACE_MS)
+        resweeps.keep_only({task_id for task_id, _ in due})
+        for task_id, state in due:
             task = state["task"]
             for model, attempt in overdue(state, now):
+                if not resweeps.due(task_id, model, attempt, now):
+                    continue
+                if resweeps.repeated(task_id, model, attempt):
+                    log.error("deadline sweeper: task %s is still open after its timeout for %s was sent; "
+                              "sending it again", task_id, model)
                 step = StepContext(task_id=task_id, model_id=model, attempt=attempt, created_ms=task["created_ms"],
                                    deadline_ms=state["deadline_ms"], mode=task["mode"], answer_type=task["answer_type"],
                                    strategy=task.get("strategy"), expected_models=state.get("asked") or [model],
@@ -261,15 +298,55 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     return topo
 
 
-def shedding(engine: Engine, settings: Settings) -> Callable[[list[str], int], Admission] | None:
-    """Intake's load shedding (``agents/dispatch/shedding.py``), lags read from this worker's
-    consumer at most every 250 ms per model topic partition."""
-    limits = SheddingLimits(settings.shed_soft_lag, settings.shed_hard_lag, settings.shed_max_delay_ms)
-    if not limits.enabled:
+def shedding(engine: Engine, settings: Settings) -> Callable[..., Admission] | None:
+    """Intake's admission (``agents/dispatch/shedding.py``): (task, models, partition) -> what to do
+    with a new task. The time rule reads how long the oldest event waits in the backlog of each
+    model's agent and of the outcomes agent (``Engine.waiting_since_ms``, O(1) each, so per task),
+    both counted from when this worker took the partitions (after their tables were restored): time
+    a task spent waiting out a crash or a restore is not this worker's overload. The lag rule reads
+    this worker's consumer at most every 250 ms per model topic partition."""
+    from swarmstream.agents.dispatch.shedding import QueueingLimits, Waiting, by_queueing, worst
+    from swarmstream.schemas.models import TaskRequest
+
+    lag_limits = SheddingLimits(settings.shed_soft_lag, settings.shed_hard_lag, settings.shed_max_delay_ms)
+    time_limits = QueueingLimits(settings.admit_queue_share, settings.shed_max_delay_ms)
+    if not lag_limits.enabled and not time_limits.enabled:
         return None
-    lag = CachedLag(read=lambda model, partition: engine.lag(settings.topics.model(model), partition),
-                    clock_ms=now_ms)
-    return lambda models, partition: admit(lag.lags(models, partition), models, limits)
+    names = settings.topics
+    lag = CachedLag(read=lambda model, partition: engine.lag(names.model(model), partition), clock_ms=now_ms)
+    taken_ms: dict[int, int] = {}  # partition number -> when this worker took it (every topic co-partitioned)
+    last_taken_ms = [0]
+
+    async def took(gained: set[Any]) -> None:
+        now = now_ms()
+        for tp in gained:
+            taken_ms[tp.partition] = now
+        if gained:
+            last_taken_ms[0] = now
+
+    engine.on_assigned(took)
+
+    def ahead_ms(topic: str, now: int) -> int | None:
+        # an agent's backlog spans its partitions: its head is counted from the latest taking
+        since = engine.waiting_since_ms(topic)
+        return None if since is None else now - max(since, last_taken_ms[0])
+
+    def decide(task: TaskRequest, models: list[str], partition: int) -> Admission:
+        now = now_ms()
+        ahead: dict[str, int | None] = {}
+        waits = [(wait, m) for m in models if (wait := ahead_ms(names.model(m), now)) is not None]
+        if waits:  # the models are asked at once: the slowest queue among them counts
+            wait, model = max(waits)
+            ahead[f"model {model!r}"] = wait
+        ahead["outcomes"] = ahead_ms(names.responses, now)  # then every answer (responses, failures: one agent)
+        waiting = Waiting(age_ms=now - task.created_ms, timeout_ms=task.timeout_ms, ahead_ms=ahead,
+                          waited_ms=now - max(task.created_ms, taken_ms.get(partition, 0)))
+        decision = by_queueing(waiting, time_limits)
+        if lag_limits.enabled:
+            decision = worst(decision, admit(lag.lags(models, partition), models, lag_limits))
+        return decision
+
+    return decide
 
 
 def _fold_call(board: CircuitBoard, book: ModelBook) -> Callable[[Any], None]:
@@ -278,6 +355,12 @@ def _fold_call(board: CircuitBoard, book: ModelBook) -> Callable[[Any], None]:
         book.add_call(record)
 
     return fold
+
+
+def spend_expiry(key: str, value: Any) -> int | None:
+    """A spend counter (``tenant|YYYY-MM-DD`` or ``tenant|YYYY-MM``) goes ``SPEND_KEPT_MS`` after its window."""
+    end = window_end_ms(key.rpartition("|")[2])
+    return None if end is None else end + SPEND_KEPT_MS
 
 
 def budget_limits(settings: Settings, tenant: str) -> BudgetLimits:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.models.catalog import Catalog
@@ -46,6 +46,14 @@ SWEEP_INTERVAL_S = 1.0
 """How often each worker looks for workflows stuck past their deadline (as the task sweeper)."""
 
 RUNNER_IN_FLIGHT = 256
+
+CACHE_UNDATED_MS = 3600 * 1000
+"""A cache entry without ``expires_ms`` (none is written so): an hour, six times the default TTL."""
+
+
+def cache_expiry(key: str, value: Any) -> int | None:
+    at = value.get("expires_ms") if isinstance(value, dict) else None
+    return None if at is None else int(at)
 
 
 def workflows_for(settings: Settings, catalog: Catalog) -> WorkflowsFile:
@@ -80,7 +88,8 @@ def wire_workflows(topo: Topology, *, dispatcher: Dispatcher) -> WorkflowRunner:
     workflows = workflows_for(settings, topo.catalog)
 
     store = topo.windowed("workflows")
-    cache = topo.engine.table("workflow-cache")
+    # a cache entry goes once its TTL passed: an expired entry is a miss anyway (middleware.ResponseCache)
+    cache = topo.retained("workflow-cache", cache_expiry, default_ms=CACHE_UNDATED_MS)
     env = MiddlewareEnv(cache=cache)
     workflow_finisher = Finisher(store=store, emit=topo.emit, results_topic=names.results,
                                  review_topic=names.review, review_threshold=settings.review_threshold,

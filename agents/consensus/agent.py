@@ -65,6 +65,8 @@ class ConsensusJoiner:
             await self._chains(outcome, message.partition)
             return
         state = self._store.get(step.task_id, step.created_ms)
+        if state is not None and state["done"]:
+            return  # a late or repeated outcome: a finished task's state is its DoneRecord, no votes left
         asked = state["asked"] if state else step.expected_models
         decided = apply(
             state,

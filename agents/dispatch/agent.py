@@ -1,5 +1,12 @@
 """Intake agent: swarm.tasks -> swarm.model.<id>, bad input -> swarm.dead-letters.
 
+A task is handled on its home partition, the one the engine's own hash gives its
+task id, where every later event of the task lands (they are keyed by task id).
+A task another client's partitioner put elsewhere (librdkafka's CRC32, a random
+or explicit partition, a key that is not the task id) is forwarded there first,
+before any state is opened: otherwise its state and its outcomes live on two
+workers.
+
 It opens the task's state before sending any request, so the outcome agent
 knows the task (its prompt, for review and for asking more models) and an
 intake retried after a crash re-sends the same requests. Chain-mode tasks
@@ -14,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from swarmstream.agents.consensus.agent import Reliability
 from swarmstream.agents.consensus.join import open_task
-from swarmstream.agents.dispatch.intake import InvalidTask, Plan, plan_task
+from swarmstream.agents.dispatch.intake import InvalidTask, Plan, plan_task, same_task
 from swarmstream.agents.dispatch.shedding import Action, Admission
 from swarmstream.agents.fallback.agent import ChainRunner
 from swarmstream.agents.fallback.chains import UnknownChainError
@@ -39,11 +46,15 @@ class Dispatcher:
         chains: ChainRunner | None = None,
         select_topic: str | None = None,
         reliability: Reliability = lambda models, category: {},
-        shedding: Callable[[list[str], int], Admission] | None = None,
+        shedding: Callable[[TaskRequest, list[str], int], Admission] | None = None,
         finisher: Finisher | None = None,
+        home: Callable[[str], int] | None = None,
+        forward: Callable[[TaskRequest, int], Awaitable[None]] | None = None,
     ) -> None:
-        """``shedding`` (models, partition) -> what to do with a new task when its models'
-        topics back up (``shedding.py``); a rejected task ends through ``finisher``."""
+        """``shedding`` (task, models, partition) -> what to do with a new task when this worker
+        is overloaded (``shedding.py``: its queueing against the task's timeout, its models'
+        backlogs); a rejected task ends through ``finisher``. ``home``: a
+        task id's partition; ``forward`` sends a task to that partition of the task topic."""
         self._emit = emit
         self._store = store
         self._model_topic = model_topic
@@ -55,6 +66,8 @@ class Dispatcher:
         self._reliability = reliability
         self._shedding = shedding
         self._finisher = finisher
+        self._home = home
+        self._forward = forward
         self._workflows: Callable[[TaskRequest], Awaitable[None]] | None = None
 
     def route_workflows(self, open_workflow: Callable[[TaskRequest], Awaitable[None]]) -> None:
@@ -65,8 +78,16 @@ class Dispatcher:
     async def handle(self, message: InputMessage) -> None:
         try:
             task = decode_task(message.value, message.headers, key=message.key)
+            if self._home is not None and self._forward is not None:
+                home = self._home(task.task_id)
+                if home != message.partition:
+                    await self._forward(task, home)
+                    return
             if task.category is None:  # every record downstream (stats, labels, budgets) is per category
                 task = task.model_copy(update={"category": classify_category(task.prompt, task.answer_type)})
+            if not self._fresh_or_same(task):
+                raise InvalidTask(f"task id {task.task_id!r} is already taken by another task; a repeated "
+                                  f"task id must repeat the task (mode, prompt, models, ...): send it with a new id")
             if task.workflow is not None:
                 if self._workflows is None:
                     raise InvalidTask(f"workflow {task.workflow!r}: workflows are not configured on this worker")
@@ -101,12 +122,19 @@ class Dispatcher:
                                  ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
                                               expected_models=state["asked"]))
 
+    def _fresh_or_same(self, task: TaskRequest) -> bool:
+        """Whether the task is new here, or a redelivery of the task its id already names (then
+        each mode's own path answers it once); not a different task under a taken id."""
+        state = self._store.get(task.task_id, task.created_ms)
+        return state is None or same_task(state, task)
+
     async def _shed(self, task: TaskRequest, plan: Plan, partition: int) -> bool:
-        """Slow down or refuse a new task whose models are backed up; True when refused
-        (its one result, ``rejected`` with the reason, is published and the task done)."""
+        """Slow down or refuse a new task the worker cannot serve in time; True when refused
+        (its one result, ``rejected`` with the reason, is published and the task done, no
+        model called). Only new tasks come here: a redelivered one has its state already."""
         if self._shedding is None:
             return False
-        decision = self._shedding(plan.ask, partition)
+        decision = self._shedding(task, plan.ask, partition)
         if decision.action is Action.SLOW:
             await asyncio.sleep(decision.delay_ms / 1000)
         elif decision.action is Action.REJECT and self._finisher is not None:

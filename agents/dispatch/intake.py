@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from swarmstream.agents.consensus.diversity import models_for_complexity, pick_models
 from swarmstream.agents.consensus.sequential import plan_next
+from swarmstream.agents.taskstate import task_digest
 from swarmstream.schemas.models import TaskRequest
 
 DEFAULT_MAX_MODELS = 5
@@ -90,3 +92,13 @@ def choose_models(
     measured = reliability()
     candidates = [(m, family, measured.get(m, 0.5)) for m, family in families.items()]
     return pick_models(candidates, n)
+
+
+def same_task(state: Mapping[str, Any], task: TaskRequest) -> bool:
+    """Whether ``state`` (open, or finished and compacted to its digest) is ``task``'s."""
+    if "task_digest" in state:
+        return bool(state["task_digest"] == task_digest(task))
+    known = state.get("task")
+    if known is None or "prompt" not in known:  # adopted from an outcome: it knows too little to tell
+        return True
+    return task_digest(known) == task_digest(task)

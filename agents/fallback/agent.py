@@ -157,8 +157,10 @@ class ChainRunner:
         """After a redelivered intake: send the attempt in flight again (a duplicate
         outcome is dropped by ``is_awaiting``), so a crash between the state write and
         the send cannot stall the chain."""
+        if state["done"]:
+            return  # finished: its state is a DoneRecord now
         progress = ChainProgress.from_dict(state["chain"])
-        if state["done"] or progress.awaiting_attempt is None:
+        if progress.awaiting_attempt is None:
             return
         task = TaskRequest.model_validate(state["task"])
         await self._send(state, task, progress.current_model, progress.awaiting_attempt, self._clock(), False)

@@ -77,6 +77,24 @@ def month_key(now_ms: int) -> str:
     return _utc(now_ms).strftime("%Y-%m")
 
 
+def window_end_ms(window_key: str) -> int | None:
+    """When the window a key names ends (ms since epoch): the next UTC midnight for a day key,
+    the first of the next month for a month key; None for anything else. A window's counter
+    is read only while its window is current, so the spend table deletes it some time after."""
+    try:
+        if len(window_key) == 10:
+            start = dt.datetime.strptime(window_key, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+            end = start + dt.timedelta(days=1)
+        elif len(window_key) == 7:
+            start = dt.datetime.strptime(window_key, "%Y-%m").replace(tzinfo=dt.UTC)
+            end = (start + dt.timedelta(days=32)).replace(day=1)
+        else:
+            return None
+    except ValueError:
+        return None
+    return int(end.timestamp() * 1000)
+
+
 # --- limits and what remains ----------------------------------------------------------------
 
 

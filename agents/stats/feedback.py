@@ -2,8 +2,9 @@
 
 A judgement of a task's result (0 wrong .. 1 right) teaches every model that
 gave that answer ``score`` and every model that gave another answer
-``1 - score``. The task's state says who answered what; feedback for a task
-whose state has expired (the task table's window) teaches nothing.
+``1 - score``. The task's finished state says who agreed with the answer
+(``DoneRecord.agreed``, ``agents/taskstate.py``); feedback for a task that is not
+finished, or whose state has expired (the task table's window), teaches nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from swarmstream.schemas.models import Feedback, QualityEvent, now_ms
 
 
 def rewards(state: State, score: float) -> list[tuple[str, float]]:
+    """(model, reward) for a finished task judged ``score``."""
+    if "agreed" in state:
+        return [(model, score if agreed else 1.0 - score) for model, agreed in sorted(state["agreed"].items())]
+    # a full state marked done, as finished tasks were kept before they shrank to a DoneRecord
     if "chain" in state:
         attempts = state["chain"]["attempts"]
         answered = [a["model"] for a in attempts if a.get("failure_class") is None]
@@ -36,7 +41,7 @@ class FeedbackRecorder:
         state = self._store.get(feedback.task_id, feedback.created_ms)
         if state is None or not state.get("done"):
             return
-        category = state["task"].get("category")
+        category = state["category"] if "agreed" in state else state["task"].get("category")
         for model, reward in rewards(state, feedback.score):
             await self._emit(self._quality, model, QualityEvent(model_id=model, category=category, reward=reward,
                                                                 source=f"feedback:{feedback.source}",

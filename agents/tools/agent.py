@@ -101,7 +101,9 @@ class ApprovalDesk:
         if approval is None:
             return
         key = approval_key(approval.task_id, approval.tool, approval.digest)
-        record = {"approved": approval.approved, "approver": approval.approver, "reason": approval.reason}
+        # received_ms: the approvals table keeps a decision for the task window from here (tool_wiring.py)
+        record = {"approved": approval.approved, "approver": approval.approver, "reason": approval.reason,
+                  "received_ms": now_ms()}
         self._table.set(key, record)
         for waiter_key in (key, *([k for k in self._waiters if k.startswith(f"{approval.task_id}|{approval.tool}|")]
                                   if not approval.digest else [])):
@@ -263,14 +265,15 @@ class ToolRunner:
         if budget_ms <= 0:
             return Verdict("timeout", "timeout: the task's deadline passed before the call could run", "expired")
         outcome, shared = await self._execute_once(key, spec, arguments, budget_ms, task.tenant, policies,
-                                                   _secrets_of(call.arguments))
+                                                   _secrets_of(call.arguments), task.created_ms)
         if outcome.status == "denied":
             return Verdict("denied", outcome.content, "denied", reason=outcome.content)
         return Verdict(outcome.status, outcome.content, "shared" if shared else "allowed", shared=shared,
                        latency_ms=outcome.latency_ms, cost_micros=0 if shared else outcome.cost_micros)
 
     async def _execute_once(self, key: str, spec: ToolSpec, arguments: dict[str, Any], budget_ms: int, tenant: str,
-                            policies: list[tuple[str, PolicyConfig]], secrets: list[str]) -> tuple[Outcome, bool]:
+                            policies: list[tuple[str, PolicyConfig]], secrets: list[str],
+                            created_ms: int) -> tuple[Outcome, bool]:
         """One execution per ledger key on this worker: later callers share the first one's outcome."""
         running = self._inflight.get(key)
         if running is not None:
@@ -292,7 +295,8 @@ class ToolRunner:
                 outcome = await self._executor.run(spec, arguments, budget_ms=budget_ms)
                 outcome = Outcome(outcome.status, redact_text(outcome.content, secrets), outcome.latency_ms,
                                   outcome.cost_micros)
-                await self._ledger.put(key, outcome.to_dict())  # before anyone publishes it
+                # before anyone publishes it; created_ms: the ledger keeps it for the task's window (tool_wiring.py)
+                await self._ledger.put(key, {**outcome.to_dict(), "created_ms": created_ms})
             future.set_result(outcome)
             return outcome, shared
         except BaseException as exc:
@@ -354,11 +358,12 @@ class ConversationKeeper:
         call = result.call
         following = call.request
         key = f"{following.task.task_id}|{following.model_id}"
+        created_ms = following.task.created_ms  # the table keeps the entry for the task's window (tool_wiring.py)
         state = self._table.get(key) or {"turn": -1, "results": {}, "sent": False}
         if call.turn < state["turn"] or (call.turn == state["turn"] and state["sent"]):
             return  # an older turn, or this turn already went on
         if call.turn > state["turn"]:
-            state = {"turn": call.turn, "count": call.count, "results": {}, "sent": False}
+            state = {"turn": call.turn, "count": call.count, "results": {}, "sent": False, "created_ms": created_ms}
         results = dict(state["results"])
         if str(call.index) not in results:
             results[str(call.index)] = {"call_id": call.call_id, "name": call.tool, "content": result.content,
@@ -374,7 +379,8 @@ class ConversationKeeper:
             conversation = with_results(Conversation.from_json(following.conversation), collected)
             await self._emit(self._model_topic(following.model_id), following.task.task_id,
                              self._windowed(following, conversation))
-            self._table.set(key, {"turn": call.turn, "count": state["count"], "results": {}, "sent": True})
+            self._table.set(key, {"turn": call.turn, "count": state["count"], "results": {}, "sent": True,
+                                  "created_ms": created_ms})
         finally:
             self._sending.discard(key)
 

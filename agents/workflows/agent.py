@@ -100,6 +100,8 @@ class WorkflowRunner:
         if state is None:
             log.warning("a step result for workflow task %s, whose state this worker does not hold", parent)
             return
+        if state["done"]:
+            return  # a late child's result: the workflow's state is its DoneRecord now
         wf = self._workflows.get(state["workflow"])
         if wf is None:
             return  # the workflows file changed under a running task: nothing can continue it

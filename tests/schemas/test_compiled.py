@@ -16,12 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from swarmstream.schemas.codec import HEADER_BYTES, codec, shipped_schemas
 from swarmstream.schemas.compiled import (
+    LongOutOfRange,
     Unsupported,
     compile_decoder,
     compile_encoder,
+    read_count,
     read_long,
+    read_size,
+    wire_checker,
     write_long,
 )
+from swarmstream.schemas.limits import MAX_ARRAY_ITEMS
 from swarmstream.schemas.models import (
     CastVote,
     ModelRequest,
@@ -165,3 +170,142 @@ def test_a_union_other_than_null_and_a_primitive_is_left_to_fastavro() -> None:
         compile_encoder(schema)
     with pytest.raises(Unsupported):
         compile_decoder(schema)
+
+
+VARINTS: list[tuple[str, int | None]] = [
+    # (bytes in hex, the long they hold; None: not a long)
+    ("00", 0),
+    ("01", -1),
+    ("feffffffffffffffff01", 2**63 - 1),
+    ("ffffffffffffffffff01", -(2**63)),
+    ("80808080808080808002", None),  # 2**63: zig-zag 2**64, one bit past int64 (fastavro reads 0)
+    ("81808080808080808002", None),  # -2**63 - 1 (fastavro reads -1)
+    ("ffffffffffffffffff7f", None),  # bits 64..69 set
+    ("ffffffffffffffffffff01", None),  # 11 bytes
+    ("80808080808080808000", 0),  # 10 bytes, not the shortest form: still a long
+]
+
+
+@pytest.mark.parametrize(("hex_bytes", "value"), VARINTS)
+def test_a_varint_is_at_most_10_bytes_and_within_int64(hex_bytes: str, value: int | None) -> None:
+    data = bytes.fromhex(hex_bytes)
+    if value is None:
+        with pytest.raises(ValueError, match="longer than 10 bytes or outside the long range"):
+            read_long(data, 0)
+    else:
+        assert read_long(data, 0) == (value, len(data))
+
+
+def test_a_run_of_continuation_bytes_is_refused_at_its_11th_byte() -> None:
+    """The quadratic case of issue 20: the reader stops after 10 bytes, however long the run."""
+    with pytest.raises(ValueError, match="the varint at byte 3 "):
+        read_long(b"abc" + b"\xff" * (1024 * 1024), 3)
+
+
+@pytest.mark.parametrize("n", [2**63, -(2**63) - 1, 2**64, 10**30])
+def test_the_writer_refuses_a_long_outside_int64(n: int) -> None:
+    with pytest.raises(LongOutOfRange, match=str(n)):
+        write_long(bytearray(), n)
+
+
+def test_a_length_is_at_most_the_bytes_left() -> None:
+    out = bytearray()
+    write_long(out, 5)
+    assert read_size(bytes(out) + b"12345", 0) == (5, 1)
+    with pytest.raises(ValueError, match="a length of 5 at byte 1, with 4 bytes left"):
+        read_size(bytes(out) + b"1234", 0)
+    with pytest.raises(ValueError, match="a length of -1"):
+        read_size(b"\x01", 0)
+
+
+def test_a_block_count_is_at_most_the_bytes_left() -> None:
+    out = bytearray()
+    write_long(out, 2**40)
+    with pytest.raises(ValueError, match="a block of 1099511627776 items"):
+        read_count(bytes(out) + b"\x00" * 100, 0)
+    out = bytearray()
+    write_long(out, -3)  # a negative count: the block's size in bytes follows
+    write_long(out, 3)
+    assert read_count(bytes(out) + b"abc", 0) == (3, 2)
+
+
+def test_an_array_longer_than_the_limit_is_refused_over_many_blocks() -> None:
+    schema = fastavro.parse_schema({"type": "record", "name": "x.A", "fields": [
+        {"name": "v", "type": {"type": "array", "items": "long"}}]}, named_schemas={})
+    block = bytes([63 << 1]) + b"\x00" * 63
+    fits = block * (MAX_ARRAY_ITEMS // 63) + b"\x00"
+    assert len(compile_decoder(schema)(fits, 0)["v"]) == MAX_ARRAY_ITEMS // 63 * 63
+    assert wire_checker(schema)(fits, 0) == len(fits)
+    past = block * (MAX_ARRAY_ITEMS // 63 + 1) + b"\x00"
+    for reader in (compile_decoder(schema), wire_checker(schema)):
+        with pytest.raises(ValueError, match="MAX_ARRAY_ITEMS"):
+            reader(past, 0)
+
+
+def test_a_boolean_is_one_byte_of_0_or_1() -> None:
+    schema = fastavro.parse_schema({"type": "record", "name": "x.B", "fields": [
+        {"name": "v", "type": "boolean"}]}, named_schemas={})
+    assert compile_decoder(schema)(b"\x01", 0) == {"v": True}
+    for reader in (compile_decoder(schema), wire_checker(schema)):
+        with pytest.raises(ValueError, match="boolean byte 2"):
+            reader(b"\x02", 0)
+
+
+def test_an_array_whose_items_take_no_bytes_is_left_to_fastavro() -> None:
+    """Its count cannot be bounded by the bytes left, so the compiled readers refuse the schema."""
+    schema = fastavro.parse_schema({"type": "record", "name": "x.N", "fields": [
+        {"name": "v", "type": {"type": "array", "items": "null"}}]}, named_schemas={})
+    with pytest.raises(Unsupported, match="no bytes"):
+        compile_decoder(schema)
+    check = wire_checker(schema)
+    ten = bytes([10 << 1]) + b"\x00"
+    assert check(ten, 0) == len(ten)
+    with pytest.raises(ValueError, match="MAX_ARRAY_ITEMS"):  # a million nulls in three bytes
+        check(b"\x80\x89\x7a\x00", 0)
+
+
+def test_arrays_nested_in_arrays_cannot_multiply_the_per_array_bound() -> None:
+    """4,096 arrays of 4,096 nulls would be 16 million items from 12 KiB: the record-wide
+    allowance (its bytes plus MAX_ARRAY_ITEMS) stops it after the first."""
+    schema = fastavro.parse_schema({"type": "record", "name": "x.M", "fields": [
+        {"name": "v", "type": {"type": "array", "items": {"type": "array", "items": "null"}}}]}, named_schemas={})
+    inner = bytearray()
+    write_long(inner, MAX_ARRAY_ITEMS)
+    inner += b"\x00"
+    outer = bytearray()
+    write_long(outer, MAX_ARRAY_ITEMS)
+    data = bytes(outer) + bytes(inner) * MAX_ARRAY_ITEMS + b"\x00"
+    with pytest.raises(ValueError, match="more items in all"):
+        wire_checker(schema)(data, 0)
+
+
+@pytest.mark.parametrize("name", sorted(PARSED))
+def test_the_wire_checker_walks_what_the_compiled_reader_reads(name: str) -> None:
+    schema = PARSED[name]
+    check = wire_checker(schema)
+
+    @BUDGET
+    @given(values(schema, {}))
+    def walk(value: dict[str, Any]) -> None:
+        data = b"head" + fastavro_bytes(schema, value)
+        assert check(data, 4) == len(data)
+
+    walk()
+
+
+@BUDGET
+@given(st.binary(max_size=64), st.integers(0, 300))
+def test_the_wire_checker_passes_only_bytes_fastavro_reads_the_same_way(noise: bytes, cut: int) -> None:
+    schema = PARSED["swarmstream.ModelRequest"]
+    good = codec().encode(request())[HEADER_BYTES:]
+    data = good[:cut] + noise
+    try:
+        end = wire_checker(schema)(data, 0)
+    except (ValueError, IndexError):
+        return
+    try:
+        ours = compile_decoder(schema)(data, 0)
+    except UnicodeDecodeError:  # the checker does not decode text: fastavro says that
+        return
+    assert end <= len(data)
+    assert ours == fastavro.schemaless_reader(io.BytesIO(data), schema, None)

@@ -118,3 +118,57 @@ def test_a_table_write_reaches_the_disk_only_once_its_changelog_record_is_acknow
         assert disk.load(0) == (43, [])
     finally:
         disk.close()
+
+
+async def test_changelogs_are_created_compacted_and_other_topics_not(broker_url: str) -> None:
+    """A real cluster then keeps each table's newest record per key, tombstones for a while; Tansu
+    accepts and reports the setting (it never compacts: DESIGN.md, "Brokers")."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    run = uuid.uuid4().hex[:10]
+    changelog, source = f"app-{run}-tasks-changelog", f"swarm-{run}.tasks"
+    await ensure_topics(broker_url, [source, changelog], 2)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        policies = {}
+        for topic in (changelog, source):
+            (answer,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            entries = {entry[0]: entry[1] for resource in answer.resources for entry in resource[4]}
+            policies[topic] = entries.get("cleanup.policy", "delete")
+    finally:
+        await admin.close()
+    assert policies == {changelog: "compact", source: "delete"}
+
+
+async def test_tombstones_written_outside_a_handler_leave_a_restore_with_what_memory_held(broker_url: str) -> None:
+    """A timer's expiry (``Table.delete_now``): each deleted entry gets a tombstone on its own
+    partition, so the next owner of a partition restores exactly what this worker held of it."""
+    topic = f"changelog-{uuid.uuid4().hex[:10]}"
+    await ensure_topics(broker_url, [topic], 2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for i in range(40):  # as handlers wrote them: key k<i> on partition i % 2
+            await producer.send(topic, orjson.dumps({"n": i}), key=orjson.dumps(f"k{i}"), partition=i % 2)
+        await producer.flush()
+
+        async def send_now(topic: str, key: bytes, value: bytes | None, partition: int) -> None:
+            await (await producer.send(topic, value, key=key, partition=partition))
+
+        held = Table(topic, lambda *_: 0, send_now=send_now)
+        await restore_tables(bootstrap_servers(broker_url), [held], [0, 1])
+        assert len(held) == 40
+        deleted = await held.delete_now([f"k{i}" for i in range(0, 40, 3)] + ["absent"],
+                                        still=lambda key: key != "k3")  # k3 was written again meanwhile
+        assert deleted == 13 and "k3" in held and "k0" not in held
+
+        again = Table(topic, lambda *_: 0)
+        await restore_tables(bootstrap_servers(broker_url), [again], [0, 1])
+        assert dict(again.items()) == dict(held.items())
+        one = Table(topic, lambda *_: 0)
+        await restore_tables(bootstrap_servers(broker_url), [one], [1])
+        assert sorted(one.keys_of([1])) == sorted(held.keys_of([1])) == sorted(dict(one.items()))
+    finally:
+        await producer.stop()

@@ -12,7 +12,9 @@ What it proves, each claim of the engine's docstring by a test that fails if it 
   once its backlog is full, and starts every partition's events in offset order;
 - two workers of one app get the same partition numbers of every source topic
   (co-partitioning: the task-keyed join stays local), covering all with no overlap;
-- a handler that raises is logged and its event committed, so its partition goes on;
+- a handler that raises is logged, reported (``on_error``: the app's dead letter, sent as
+  the event's output) and its event committed, so its partition goes on; a record over
+  the size limit is refused where it is emitted;
 - a table is written only while handling an event (anything else has no partition);
 - a record the producer refused or gave up on (an output or a table write) stops the
   worker with nothing committed past its event, and so does a failure while taking partitions (otherwise left paused for good).
@@ -33,10 +35,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from swarmstream.agents.ports import InputMessage
-from swarmstream.streams.broker import bootstrap_servers
-from swarmstream.streams.engine import Agent, Engine, _Partition
+from swarmstream.streams.broker import bootstrap_servers, ensure_topics
+from swarmstream.streams.engine import Agent, Engine, RecordTooLarge, _Partition
 
-from tests.conftest import wait_for
+from tests.conftest import read_raw, wait_for
 
 DEADLINE_S = 30.0
 
@@ -316,6 +318,31 @@ async def test_a_failing_handler_is_logged_and_committed(broker_url: str, caplog
     assert len(failures) == 1 and getattr(failures[0], "offset", None) == 1 and failures[0].exc_info
 
 
+async def test_a_failing_handler_is_reported_and_what_the_report_sends_is_its_output(broker_url: str) -> None:
+    app, topic, dead = f"eng-{_uid()}", f"eng-{_uid()}-in", f"eng-{_uid()}-dead"
+    engine = make_engine(broker_url, app, partitions=1)
+    reported: list[tuple[int, str]] = []
+
+    async def failing(msg: InputMessage) -> None:
+        raise ValueError(f"bad record {msg.offset}")
+
+    async def report(msg: InputMessage, error: BaseException) -> None:
+        reported.append((msg.offset, str(error)))
+        await engine.send(dead, None, str(error).encode())  # queued: part of the failed event's output
+        with pytest.raises(RecordTooLarge):
+            await engine.send(dead, None, b"x" * (engine.produce_limit_bytes + 1))
+
+    engine.agent("failing", [topic], failing, max_in_flight=4)
+    engine.on_error(report)
+    tp = TopicPartition(topic, 0)
+    async with running(engine), offsets_of(broker_url, app) as committed:
+        await produce(broker_url, [(topic, None, b"v", 0) for _ in range(3)])
+        await until(lambda: _equals(committed(tp), 3), what="the commit past the failed records")
+    assert sorted(reported) == [(n, f"bad record {n}") for n in range(3)]
+    letters = await read_raw(broker_url, dead, until=lambda records: len(records) >= 3, timeout_s=DEADLINE_S)
+    assert sorted(r.value for r in letters) == [f"bad record {n}".encode() for n in range(3)]
+
+
 async def test_a_table_is_written_only_while_handling_an_event(broker_url: str) -> None:
     app, topic = f"eng-{_uid()}", f"eng-{_uid()}-in"
     engine = make_engine(broker_url, app, partitions=1)
@@ -368,4 +395,17 @@ async def test_a_failed_assignment_stops_the_worker(broker_url: str) -> None:
     engine.agent("noop", [f"eng-{_uid()}-in"], noop, max_in_flight=1)
     engine.on_assigned(broken_hook)
     with pytest.raises(RuntimeError, match="taking partitions failed.*results topic unreadable"):
+        await asyncio.wait_for(engine.run(asyncio.Event()), DEADLINE_S)
+
+
+async def test_a_topic_with_another_partition_count_is_refused_at_start(broker_url: str) -> None:
+    topic = f"eng-{_uid()}-in"
+    await ensure_topics(broker_url, [topic], 3)
+    engine = make_engine(broker_url, f"eng-{_uid()}", partitions=2)  # a task's home would be 0-1 of 0-2
+
+    async def noop(msg: InputMessage) -> None:
+        return None
+
+    engine.agent("noop", [topic], noop, max_in_flight=1)
+    with pytest.raises(ValueError, match=f"{topic} has 3"):
         await asyncio.wait_for(engine.run(asyncio.Event()), DEADLINE_S)

@@ -7,7 +7,7 @@ serve the same catalog entry over its profile's protocol:
 
 - the same step per call: the profile's ``script``, then a failure drawn from its rates
   (``behaviour.ModelState``, RNG streams seeded by (seed, model));
-- the same answer: ``taskset.solve`` of the prompt, correct with the profile's accuracy
+- the same answer: ``prompts.understand`` of the prompt, correct with the profile's accuracy
   for the prompt's category (``behaviour.decide_answer``, a pure function of seed, model
   and prompt), worded by ``behaviour.answer_text``;
 - the same tokens: ``estimate_tokens`` of the text plus the fleet's per-message framing,
@@ -65,7 +65,7 @@ from swarmstream.agents.models.simulated.protocols import (
     openai_completion,
     openai_logprobs,
 )
-from swarmstream.agents.models.simulated.taskset import solve
+from swarmstream.agents.models.simulated.prompts import understand
 
 FLEET_SEED = 0
 """``SimFleet``'s default seed, so an inproc model gives the answers the demo's fleet gives."""
@@ -147,7 +147,7 @@ class InprocProvider:
         if step == "invalid_output":
             text = answer = UNSURE_TEXT
         else:
-            truth = solve(prompt)
+            truth = understand(prompt)
             if truth is None:
                 text = answer = UNSOLVED_TEXT
             else:

@@ -4,6 +4,7 @@ It drives the demo, the tests and the benchmarks (DESIGN.md "Models")."""
 
 from .fleet import OUTCOMES, SimFleet, serve_forever
 from .profile import FAILURE_CLASSES, SCRIPT_STEPS, SimProfile
+from .prompts import understand
 from .taskset import (
     LabelledTask,
     Truth,
@@ -26,4 +27,5 @@ __all__ = [
     "normalise_answer",
     "serve_forever",
     "solve",
+    "understand",
 ]

@@ -17,7 +17,8 @@ The request's `model` picks the profile; an unknown model, or a model asked over
 other protocol, gets 404 with that protocol's error body. What a call does, in order:
 the next script step, or else a failure drawn from the profile's rates (behaviour.py);
 a latency wait (skipped for failures a gateway answers before any model runs); then the
-reply. Answers come from `taskset.solve(prompt)`, correct with the profile's accuracy for
+reply. Answers come from `prompts.understand(prompt)` (the demo's prompt shapes, then the
+arithmetic and label questions a person types), correct with the profile's accuracy for
 the prompt's category (`behaviour.accuracy_for`), as a pure function of (seed, model, prompt).
 
 Cost: about 0.2 ms of CPU per call for client and server together, ~5,000 calls/s on
@@ -60,7 +61,7 @@ from .protocols import (
     read_messages,
     request_error_reply,
 )
-from .taskset import solve
+from .prompts import understand
 from .tooluse import TOOL_BEHAVIOURS, plan, read_tool_conversation
 
 # Failures a provider's gateway returns before a model runs, so they skip the latency wait
@@ -300,7 +301,7 @@ class SimFleet:
             text, answer, finish = UNSURE_TEXT, UNSURE_TEXT, "stop"
         else:
             finish = "stop"
-            truth = solve(prompt)
+            truth = understand(prompt)
             if truth is None:
                 counts["unsolved"] += 1
                 text = answer = UNSOLVED_TEXT
@@ -375,13 +376,16 @@ async def serve_forever(
     *,
     seed: int = 0,
     on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve a fleet until cancelled (for the CLI). Prints nothing: `on_ready` gets the base URL."""
+    """Serve a fleet until ``stop`` is set or the call is cancelled (for the CLI); the port is
+    closed when this returns. ``port`` 0 picks a free one. Prints nothing: ``on_ready`` gets
+    the base URL, with the real port."""
     fleet = SimFleet(profiles, seed=seed, host=host, port=port)
     base_url = await fleet.start()
-    if on_ready is not None:
-        on_ready(base_url)
     try:
-        await asyncio.Event().wait()
+        if on_ready is not None:
+            on_ready(base_url)
+        await (stop or asyncio.Event()).wait()
     finally:
         await fleet.stop()
