@@ -270,6 +270,7 @@ class Engine:
         self._member: str | None = None
         self._rebalancing: asyncio.Future[None] | None = None
         self._on_error: OnError | None = None
+        self._fenced_from: list[int] | None = None  # what a fence dropped, until the next assignment
         self.produce_limit_bytes = PRODUCE_LIMIT_BYTES
 
     # -- declaring -------------------------------------------------------------------------
@@ -695,6 +696,10 @@ class Engine:
                 self._pause(agent, True)
         log.info("assigned %d partitions (%d new, tables of %s restored) in %.2f s", len(assigned), len(gained),
                  sorted(gained_numbers), time.monotonic() - started)
+        if self._fenced_from is not None:
+            log.warning("rejoined after a fence: partitions %s gained anew (held %s before)", sorted(owned),
+                        self._fenced_from)
+            self._fenced_from = None
         self.ready.set()
 
     def _fence(self) -> None:
@@ -703,8 +708,8 @@ class Engine:
         next assignment gains whatever it brings: tables restored, published results re-read,
         positions from the committed offsets."""
         if self._parts or self._owned:
-            log.warning("fenced: dropping %d partitions (tables of %s) until the group assigns again",
-                        len(self._parts), sorted(self._owned))
+            log.warning("fenced: dropping partitions %s until the group assigns again", sorted(self._owned))
+            self._fenced_from = sorted(self._owned)
         self.ready.clear()
         if not self._lease.lost:
             self._lease.lose()

@@ -97,6 +97,10 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def log_path(self) -> str | None:
+        return self._log.name if self._log is not subprocess.DEVNULL else None  # type: ignore[union-attr]
+
     def check_alive(self) -> None:
         if not self.killed and self.proc.poll() is not None:
             raise WorkerDied(f"worker {self.proc.pid} exited with code {self.proc.returncode}"
