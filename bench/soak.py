@@ -37,8 +37,10 @@ tasks were created in), ``gc_pause_max_ms`` (the worker's longest collection):
   ``AFTER_OVERLOAD`` (50%) for 2 more (quick: 1 + 1). Reports ``rejected`` (and the
   ``reasons``, by kind), ``accepted_timeouts`` (status ``timeout`` among admitted
   tasks) and ``accepted_late`` (admitted tasks that ended after their deadline),
-  ``served_per_s`` during the overload, and ``recovered_s``: from the load's fall to
-  the start of the first 10 s window (1 s steps) in which no task was rejected.
+  ``served_per_s`` during the overload, ``missing_*`` (tasks with no result by the end
+  of the drain), and ``recovered_s``: from the load's fall to the start of the first
+  10 s window (1 s steps, by send time) in which every task sent was served (none
+  rejected, none without a result); null when no window was.
 - ``restart``: inproc 0 ms; tasks are kept coming (at most ``RESTART_WINDOW`` without
   a result, so as fast as the worker goes) until ``RESTART_TASKS`` (500,000; quick
   100,000) have finished (``tasks_before``); then the worker gets SIGKILL and a new
@@ -131,13 +133,17 @@ to work on new tasks: whether what the restore built stays."""
 SAMPLE_S = 5.0
 """RSS (and liveness) sampled this often: a minute holds 12 samples."""
 DRAIN_S = SOAK_TIMEOUT_MS / 1000 + 30
-"""After the last send, results are waited for this long: every task ends by its deadline,
-plus the sweeper's 2 s grace, plus slack for a busy host; those still missing are reported."""
+"""After the last send, results are waited for this long at least: every task ends by its
+deadline, plus the sweeper's 2 s grace, plus slack for a busy host."""
+DRAIN_IDLE_S = 15.0
+DRAIN_MAX_S = 300.0
+"""Then for as long as results keep coming, up to this: a worker that fell behind answers its
+backlog (as ``expired`` refusals) after the load stops; those still missing are reported."""
 SEND_BATCH = 200
 """At most this many due tasks are sent between two yields to the loop, so a client that fell
 behind still reads results (and the sampler still samples) while it catches up."""
 RECOVERY_WINDOW_S = 10
-"""``recovered_s`` is the start of the first window this long with no refusal: issue 21 asks for
+"""``recovered_s`` is the start of the first window this long in which every task was served: issue 21 asks for
 recovery within ~10 s, and a window that long tells a stray refusal from a continuing one."""
 
 
@@ -264,6 +270,8 @@ class SoakWorker:
 
 # --- results, as they come -------------------------------------------------------------------
 
+NO_RESULT, SERVED, REJECTED = 0, 1, 2
+
 
 @dataclass
 class Tally:
@@ -278,20 +286,35 @@ class Tally:
     status: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     reason_examples: dict[str, str] = field(default_factory=dict)
-    seen: set[int] = field(default_factory=set)
+    sent_ms: array.array = field(default_factory=lambda: array.array("q"))
+    """By task index: when it was sent (its created_ms)."""
+    outcome: bytearray = field(default_factory=bytearray)
+    """By task index: ``NO_RESULT``, ``SERVED`` or ``REJECTED``."""
     duplicates: int = 0
-    sent: int = 0
     first_at_s: float | None = None
     """Wall clock (time.time) when the first result arrived."""
+    last_at_s: float | None = None
+
+    @property
+    def sent(self) -> int:
+        return len(self.sent_ms)
+
+    def next_task(self, templates: Templates) -> TaskRequest:
+        task = templates.task(f"{self.prefix}{self.sent}", self.sent)
+        self.sent_ms.append(task.created_ms)
+        self.outcome.append(NO_RESULT)
+        return task
 
     def add(self, result: TaskResult, timeout_ms: int) -> None:
         index = int(result.task_id[len(self.prefix):])
-        if index in self.seen:
+        if index < len(self.outcome) and self.outcome[index] != NO_RESULT:
             self.duplicates += 1
             return
-        self.seen.add(index)
+        if index < len(self.outcome):  # else a task this run did not send (never: ids are per run)
+            self.outcome[index] = REJECTED if result.status == "rejected" else SERVED
+        self.last_at_s = time.time()
         if self.first_at_s is None:
-            self.first_at_s = time.time()
+            self.first_at_s = self.last_at_s
         self.created_ms.append(result.created_ms)
         self.completed_ms.append(result.completed_ms)
         self.model_ms.append(max((v.latency_ms for v in result.votes), default=0))
@@ -376,8 +399,7 @@ async def open_loop(stack: Stack, tally: Tally, templates: Templates, phases: Se
         while (now := time.perf_counter()) < end:
             due = min(int((now - started) * phase.rate_per_s) + 1 - phase.sent, SEND_BATCH)
             for _ in range(due):
-                await client.submit(templates.task(f"{tally.prefix}{tally.sent}", tally.sent), wait_ack=False)
-                tally.sent += 1
+                await client.submit(tally.next_task(templates), wait_ack=False)
                 phase.sent += 1
             wait = started + phase.sent / phase.rate_per_s - time.perf_counter()
             await asyncio.sleep(max(wait, 0))
@@ -385,15 +407,19 @@ async def open_loop(stack: Stack, tally: Tally, templates: Templates, phases: Se
     await client.flush()
 
 
-async def until(condition: Callable[[], bool], timeout_s: float, worker: SoakWorker | None = None) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if worker is not None:
-            worker.check_alive()
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
+async def drain(tally: Tally, worker: SoakWorker) -> float:
+    """Wait for the results of everything sent: until all came, or results stopped coming for
+    ``DRAIN_IDLE_S`` once ``DRAIN_S`` has passed, or ``DRAIN_MAX_S``; the seconds it took. A worker
+    that fell behind answers its backlog (as refusals) long after the load stops."""
+    started = time.monotonic()
+    while tally.results < tally.sent:
+        worker.check_alive()
+        waited = time.monotonic() - started
+        idle = time.time() - (tally.last_at_s or 0)
+        if waited > DRAIN_MAX_S or (waited > DRAIN_S and idle > DRAIN_IDLE_S):
+            break
+        await asyncio.sleep(0.2)
+    return round(time.monotonic() - started, 1)
 
 
 @dataclass
@@ -475,18 +501,31 @@ def figures(tally: Tally, started_ms: int, sampler: Sampler, worker: SoakWorker)
         "e2e_p50_ms": _p(e2e[served], 50),
         "e2e_p99_ms": _p(e2e[served], 99),
         **worker.gc_pauses(sampler.started_s),
+        "worker_warnings": worker_warnings(worker.log_path),
     }
 
 
+def worker_warnings(log_path: Path, keep: int = 8) -> list[str]:
+    """The worker's last warnings and errors (its log is gone with the run's temporary folder):
+    a stalled or rebalancing worker says so there."""
+    with contextlib.suppress(OSError):
+        lines = [line.strip()[:300] for line in log_path.read_text(errors="replace").splitlines()
+                 if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+        return lines[-keep:]
+    return []
+
+
 def recovered_s(tally: Tally, fall_ms: int, end_ms: int) -> float | None:
-    """From the load's fall to the start of the first ``RECOVERY_WINDOW_S`` window (1 s steps,
-    by the tasks' creation) in which no task was rejected; None when every window had one."""
-    created = np.frombuffer(tally.created_ms, dtype=np.int64)
-    rejected = np.sort(created[(np.array(tally.status) == "rejected") & (created >= fall_ms)])
+    """From the load's fall to the start of the first ``RECOVERY_WINDOW_S`` window (1 s steps, by
+    when tasks were sent) in which every task sent was served: none refused, none without a
+    result. None when no window after the fall was clean."""
+    sent = np.frombuffer(tally.sent_ms, dtype=np.int64)
+    outcome = np.frombuffer(bytes(tally.outcome), dtype=np.uint8)
+    unserved = np.sort(sent[(outcome != SERVED) & (sent >= fall_ms)])
     window_ms = RECOVERY_WINDOW_S * 1000
     for start in range(fall_ms, end_ms - window_ms + 1, 1000):
-        lo = np.searchsorted(rejected, start)
-        if lo == len(rejected) or rejected[lo] >= start + window_ms:
+        lo = np.searchsorted(unserved, start)
+        if lo == len(unserved) or unserved[lo] >= start + window_ms:
             return round((start - fall_ms) / 1000, 1)
     return None
 
@@ -582,6 +621,7 @@ async def fixed_rate(run: Run, stack: Stack, worker: SoakWorker, name: str, phas
     tally = Tally(prefix=f"soak-{name}-{uuid.uuid4().hex[:6]}-")
     templates = Templates(models, SOAK_TIMEOUT_MS)
     meter = CpuMeter(run.pids(worker)).start()
+    dropped = stack.client.stream_dropped
     async with Collector(stack) as collector, Sampler(worker) as sampler:
         collector.track(tally, SOAK_TIMEOUT_MS)
         started_ms = now_ms()
@@ -590,13 +630,16 @@ async def fixed_rate(run: Run, stack: Stack, worker: SoakWorker, name: str, phas
             worker.check_alive()
             await asyncio.wait([sending], timeout=1.0)
         await sending
-        await until(lambda: tally.results >= tally.sent, DRAIN_S, worker)
+        drain_s = await drain(tally, worker)
     meter.stop()
     metered_s = (now_ms() - started_ms) / 1000
     out = {
         "rate_per_s": round(phases[0].rate_per_s, 1),
         "duration_s": round(sum(p.duration_s for p in phases), 1),
         "achieved_send_rate_per_s": [p.achieved() for p in phases],
+        "drain_s": drain_s,
+        # results the client dropped because this bench read them too slowly (counted as missing)
+        "client_results_dropped": stack.client.stream_dropped - dropped,
         # cores used, on average, from the first send to the last result: on 2 cores the client and
         # the broker share the machine with the worker, and at high rates they take most of it
         "cpu_utilisation": {name: round(used / metered_s, 3) for name, used in meter.used_s.items()},
@@ -640,6 +683,9 @@ async def overload(run: Run) -> dict[str, Any]:
     accepted = status != "rejected"
     fall_ms = phases[1].started_ms
     during = created < fall_ms
+    sent = np.frombuffer(tally.sent_ms, dtype=np.int64)
+    outcome_by_sent = np.frombuffer(bytes(tally.outcome), dtype=np.uint8)
+    unserved_after = (outcome_by_sent != SERVED) & (sent >= fall_ms)  # refused, or no result at all
     served_ok = accepted & during & (status != "timeout")
     out.update({
         "rates_per_s": [round(p.rate_per_s, 1) for p in phases],
@@ -654,9 +700,11 @@ async def overload(run: Run) -> dict[str, Any]:
         "accepted_late": int((accepted & (completed > deadline)).sum()),
         "served_per_s": round(int(served_ok.sum()) / phases[0].duration_s, 1),
         "accepted_e2e_p99_ms_during_overload": _p((completed - created)[accepted & during].astype(float), 99),
+        "missing_during_overload": int((outcome_by_sent[sent < fall_ms] == NO_RESULT).sum()),
+        "missing_after_fall": int((outcome_by_sent[sent >= fall_ms] == NO_RESULT).sum()),
         "recovered_s": recovered_s(tally, fall_ms, fall_ms + int(phases[1].duration_s * 1000)),
-        "last_rejected_after_fall_s": (round((int(created[~accepted & ~during].max()) - fall_ms) / 1000, 1)
-                                       if (~accepted & ~during).any() else None),
+        "last_unserved_after_fall_s": (round((int(sent[unserved_after].max()) - fall_ms) / 1000, 1)
+                                       if unserved_after.any() else None),
     })
     return out
 
@@ -684,9 +732,7 @@ async def restart(run: Run) -> dict[str, Any]:
                     first.check_alive()
                     room = min(RESTART_WINDOW - (tally.sent - tally.results), SEND_BATCH)
                     for _ in range(max(room, 0)):
-                        await stack.client.submit(templates.task(f"{tally.prefix}{tally.sent}", tally.sent),
-                                                  wait_ack=False)
-                        tally.sent += 1
+                        await stack.client.submit(tally.next_task(templates), wait_ack=False)
                     await asyncio.sleep(0.01)
             fill_s = (now_ms() - started_ms) / 1000
             meter.stop()
@@ -709,14 +755,13 @@ async def restart(run: Run) -> dict[str, Any]:
                 second.check_alive()
                 if time.time() - second.spawned_s > PROBE_TIMEOUT_MS / 1000:
                     raise RuntimeError("no probe answered within the probes' timeout after the restart")
-                await stack.client.submit(probe_templates.task(f"{probes.prefix}{probes.sent}", probes.sent))
-                probes.sent += 1
+                await stack.client.submit(probes.next_task(probe_templates))
                 await asyncio.sleep(PROBE_EVERY_S)
             first_ms = min(c for c, s in zip(probes.completed_ms, probes.status, strict=True) if s != "rejected") \
                 if any(s != "rejected" for s in probes.status) else None
             rss_at_result = second.rss_mb()
             await asyncio.sleep(SETTLE_S)
-            await until(lambda: tally.results >= tally.sent, DRAIN_S, second)
+            await drain(tally, second)
             out.update({
                 "restart_to_result_s": round((first_ms - spawned_ms) / 1000, 2) if first_ms else None,
                 "first_probe_status": probes.status[0],
@@ -807,7 +852,9 @@ def render(result: dict[str, Any]) -> str:
         if name == "overload":
             lines.append(f"    rejected {row['rejected']} ({row['reasons']}), accepted {row['accepted']}: "
                          f"{row['accepted_timeouts']} timeouts, {row['accepted_late']} late; served "
-                         f"{row['served_per_s']}/s in overload; recovered {row['recovered_s']} s after the fall")
+                         f"{row['served_per_s']}/s in overload; recovered {row['recovered_s']} s after the fall; "
+                         f"no result: {row['missing_during_overload']} sent in overload, "
+                         f"{row['missing_after_fall']} after")
         if name == "restart":
             lines.append(f"    after {row['tasks_before']} tasks: first new result {row['restart_to_result_s']} s "
                          f"after the new worker's spawn; RSS fresh {row['rss_mb_fresh']}, before kill "
