@@ -74,6 +74,7 @@ from swarmstream.streams.batching import Batcher, OnAck
 from swarmstream.streams.broker import ensure_topics
 from swarmstream.streams.changelog import DiskStore, Table, restore_tables
 from swarmstream.streams.fencing import Fenced, Lease, guard_produce_requests, membership, purge_unsent, watch_heartbeats
+from swarmstream.streams.horizon import HorizonKeeper, horizons_topic
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,11 @@ class Engine:
         self._on_error: OnError | None = None
         self._fenced_from: list[int] | None = None  # what a fence dropped, until the next assignment
         self.produce_limit_bytes = PRODUCE_LIMIT_BYTES
+        # restore horizons of the tables' partitions (streams/horizon.py): a timer once a table exists
+        self.horizons = HorizonKeeper(
+            horizons_topic(app_id), lambda: self.tables.values(),
+            lambda key, value, partition: self.send(self.horizons.topic, key, value, partition=partition),
+            owns=lambda partition: self._rebalancing is None and partition in self._owned)
 
     # -- declaring -------------------------------------------------------------------------
 
@@ -287,8 +293,12 @@ class Engine:
     def table(self, name: str) -> Table:
         disk = DiskStore(self._data_dir / self.app_id / name) if self._data_dir is not None else None
         table = Table(f"{self.app_id}-{name}-changelog", self._send_changelog, disk,
-                      # a timer's tombstones: outside a handler ``send`` returns once the broker has it
-                      send_now=lambda topic, key, value, partition: self.send(topic, key, value, partition=partition))
+                      # a timer's tombstones and rewrites: outside a handler ``send`` returns once the broker has it
+                      send_now=lambda topic, key, value, partition, on_ack: self.send(topic, key, value,
+                                                                                     partition=partition,
+                                                                                     on_ack=on_ack))
+        if not self.tables:
+            self.timer(self.horizons.interval_s, self.horizons.round)
         self.tables[name] = table
         return table
 
@@ -316,22 +326,25 @@ class Engine:
         return sorted(self._agent_of)
 
     def changelog_topics(self) -> list[str]:
-        return sorted(table.topic for table in self.tables.values())
+        topics = sorted(table.topic for table in self.tables.values())
+        return [*topics, self.horizons.topic] if topics else topics
 
     # -- writing ---------------------------------------------------------------------------
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
-                   headers: Mapping[str, bytes] | None = None, partition: int | None = None) -> None:
+                   headers: Mapping[str, bytes] | None = None, partition: int | None = None,
+                   on_ack: OnAck | None = None) -> None:
         """While handling an event: queued, sent when the handler returns (its event is done
         once the broker has it; :func:`flush` sends sooner). Anywhere else: returns once the
-        broker acknowledged the record."""
+        broker acknowledged the record. ``on_ack`` is told the record's offset then (a table's
+        tombstones and rewrites move its restore horizon, ``streams/horizon.py``)."""
         header_list = list(headers.items()) if headers else None
         size = len(key or b"") + len(value or b"")
         if header_list:
             size += sum(len(k) + len(v or b"") for k, v in header_list)
         if size > self.produce_limit_bytes:
             raise RecordTooLarge(f"a record of {size} bytes for {topic} is over the {self.produce_limit_bytes}-byte limit")
-        record = (topic, key, value, header_list, partition, None)
+        record = (topic, key, value, header_list, partition, on_ack)
         box = _outbox.get()
         if box is not None and not box.closed:
             box.outputs.append(record)
@@ -681,7 +694,8 @@ class Engine:
         # hooks ran (the published results): paused, the fetcher returns none of its records.
         self.consumer.pause(*gained)
         if gained_numbers and self.tables:
-            await restore_tables(self.bootstrap, list(self.tables.values()), gained_numbers, self.security)
+            await restore_tables(self.bootstrap, list(self.tables.values()), gained_numbers, self.security,
+                                 horizons=self.horizons.topic)
         for fn in self._on_assigned:
             await fn(gained)
         for tp in assigned:

@@ -33,8 +33,12 @@ from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.dispatch.shedding import (
     Admission,
     CachedLag,
+    QueueingLimits,
     SheddingLimits,
+    Waiting,
     admit,
+    by_queueing,
+    worst,
 )
 from swarmstream.agents.fallback.agent import ChainRunner, DelayLine
 from swarmstream.agents.fallback.board import CircuitBoard
@@ -51,7 +55,7 @@ from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.feedback import FeedbackRecorder
 from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher, Resweeps, overdue
 from swarmstream.schemas.codec import codec
-from swarmstream.schemas.models import Failure, Feedback, Record, StepContext, now_ms
+from swarmstream.schemas.models import Failure, Feedback, Record, StepContext, TaskRequest, now_ms
 from swarmstream.streams import tracing
 from swarmstream.streams.broker import bootstrap_servers
 from swarmstream.streams.engine import Engine, Handler
@@ -305,8 +309,6 @@ def shedding(engine: Engine, settings: Settings) -> Callable[..., Admission] | N
     both counted from when this worker took the partitions (after their tables were restored): time
     a task spent waiting out a crash or a restore is not this worker's overload. The lag rule reads
     this worker's consumer at most every 250 ms per model topic partition."""
-    from swarmstream.agents.dispatch.shedding import QueueingLimits, Waiting, by_queueing, worst
-    from swarmstream.schemas.models import TaskRequest
 
     lag_limits = SheddingLimits(settings.shed_soft_lag, settings.shed_hard_lag, settings.shed_max_delay_ms)
     time_limits = QueueingLimits(settings.admit_queue_share, settings.shed_max_delay_ms)

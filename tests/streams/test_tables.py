@@ -26,7 +26,7 @@ class Changelog:
         self.records.append((self.partition, orjson.loads(key), value))
         return self.partition
 
-    async def send_now(self, topic: str, key: bytes, value: bytes | None, partition: int) -> None:
+    async def send_now(self, topic: str, key: bytes, value: bytes | None, partition: int, on_ack: object) -> None:
         self.records.append((partition, orjson.loads(key), value))
 
     def tombstones(self) -> list[tuple[int, str]]:
@@ -34,8 +34,8 @@ class Changelog:
 
     def replay(self, table: Table) -> None:
         """What a restore of this changelog gives ``table``."""
-        for partition, key, value in self.records:
-            table.apply(partition, orjson.dumps(key), value)
+        for offset, (partition, key, value) in enumerate(self.records):
+            table.apply(partition, orjson.dumps(key), value, offset)
 
 
 def store(expires_ms: int = 10_000) -> tuple[WindowedStore, Table, Changelog]:
@@ -70,9 +70,9 @@ async def test_past_deadline_names_the_open_tasks_due_and_names_them_again_until
 
 def test_open_tasks_a_restore_brings_are_found_after_reindex() -> None:
     tasks, table, _ = store()
-    table.apply(0, orjson.dumps("restored"), orjson.dumps([1, state(100)]))  # as restore_tables writes
-    table.apply(0, orjson.dumps("restored-done"), orjson.dumps([1, DONE]))
-    table.apply(1, orjson.dumps("other-partition"), orjson.dumps([1, state(100)]))
+    table.apply(0, orjson.dumps("restored"), orjson.dumps([1, state(100)]), 0)  # as restore_tables writes
+    table.apply(0, orjson.dumps("restored-done"), orjson.dumps([1, DONE]), 1)
+    table.apply(1, orjson.dumps("other-partition"), orjson.dumps([1, state(100)]), 0)
     assert tasks.past_deadline(150) == []  # not written through the store: not indexed yet
     tasks.reindex([0])
     assert [task_id for task_id, _ in tasks.past_deadline(150)] == ["restored"]
@@ -101,7 +101,7 @@ async def test_expire_deletes_the_entries_past_their_window_with_a_tombstone_on_
     tasks.set("old", 1_000, DONE)
     log.partition = 2
     tasks.set("new", 9_000, DONE)
-    table.apply(3, orjson.dumps("restored-old"), orjson.dumps([500, DONE]))
+    table.apply(3, orjson.dumps("restored-old"), orjson.dumps([500, DONE]), 0)
     tasks.reindex([3])
     assert await tasks.expire(15_000) == 2  # created before 15,000 - 10,000
     assert "old" not in table and "restored-old" not in table and "new" in table
@@ -148,8 +148,8 @@ def test_forget_drop_and_delete_keep_each_partitions_keys() -> None:
     assert table.keys_of([0]) == [] and "b" not in table
     table.drop(1)
     assert table.keys_of([1]) == [] and len(table) == 0
-    table.apply(1, orjson.dumps("c"), b"1")
-    table.apply(1, orjson.dumps("c"), None)
+    table.apply(1, orjson.dumps("c"), b"1", 0)
+    table.apply(1, orjson.dumps("c"), None, 1)
     assert table.keys_of([1]) == [] and "c" not in table
 
 
