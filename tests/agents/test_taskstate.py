@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from swarmstream.agents.taskstate import SWEEP_GRACE_MS, overdue
 
+from tests.agents.memory_store import MemoryStore
+
 DEADLINE = 10_000
 
 
@@ -29,17 +31,6 @@ def consensus(**extra: object) -> dict:
 )
 def test_overdue(state: dict, now: int, expected: list) -> None:
     assert overdue(state, now) == expected
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.states: dict[str, dict] = {}
-
-    def get(self, task_id: str, created_ms: int) -> dict | None:
-        return self.states.get(task_id)
-
-    def set(self, task_id: str, created_ms: int, state: dict) -> None:
-        self.states[task_id] = state
 
 
 @pytest.mark.parametrize("already_published", [False, True])

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from swarmstream.agents.dispatch.agent import Dispatcher
 from swarmstream.agents.ports import InputMessage
-from swarmstream.agents.taskstate import State
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import DeadLetter, ModelRequest, Record, TaskRequest
+
+from tests.agents.memory_store import MemoryStore
 
 BUDGET = settings(max_examples=300, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -50,17 +51,6 @@ def dumps(value: Any) -> bytes:
 
 
 values = st.none() | st.binary(max_size=200) | json_values.map(dumps) | task_like.map(dumps)
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.states: dict[str, State] = {}
-
-    def get(self, task_id: str, created_ms: int) -> State | None:
-        return self.states.get(task_id)
-
-    def set(self, task_id: str, created_ms: int, state: State) -> None:
-        self.states[task_id] = state
 
 
 class Intake:

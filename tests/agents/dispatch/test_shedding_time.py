@@ -21,6 +21,8 @@ from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
 from swarmstream.streams.settings import Settings
 
+from tests.agents.memory_store import MemoryStore
+
 LIMITS = QueueingLimits(share=0.25, max_delay_ms=1000)  # 30 s timeout: allowance 7.5 s, slow from 3.75 s
 T = 30_000
 
@@ -126,18 +128,7 @@ def test_worst(decisions: tuple[Admission, ...], expected: Admission) -> None:
 # --- the dispatcher: only new tasks are judged; a refusal is one result and no model call ------
 
 
-class _Store:
-    def __init__(self) -> None:
-        self.states: dict[str, dict] = {}
-
-    def get(self, task_id: str, created_ms: int) -> dict | None:
-        return self.states.get(task_id)
-
-    def set(self, task_id: str, created_ms: int, state: dict) -> None:
-        self.states[task_id] = state
-
-
-def _dispatcher(decision: list[Admission]) -> tuple[Dispatcher, _Store, list[tuple[str, object]], list[str]]:
+def _dispatcher(decision: list[Admission]) -> tuple[Dispatcher, MemoryStore, list[tuple[str, object]], list[str]]:
     """``decision[0]`` is what admission says, whenever it is asked."""
     sent: list[tuple[str, object]] = []
     judged: list[str] = []
@@ -149,7 +140,7 @@ def _dispatcher(decision: list[Admission]) -> tuple[Dispatcher, _Store, list[tup
         judged.append(task.task_id)
         return decision[0]
 
-    store = _Store()
+    store = MemoryStore()
     finisher = Finisher(store=store, emit=emit, results_topic="results", review_topic="review", review_threshold=0.5)
     dispatcher = Dispatcher(emit=emit, store=store, model_topic=lambda m: f"model.{m}", dead_letter_topic="dead",
                             families={"a": "fa", "b": "fb"}, default_models=["a", "b"], shedding=shedding,
