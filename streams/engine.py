@@ -498,6 +498,10 @@ class Engine:
                 await fn()
         if self.consumer is not None:
             await self.consumer.stop()
+        if not self._lease.valid():
+            # Out of the group now: no heartbeat will confirm a lapsed lease, and the sends it
+            # holds belong to events not committed (their next owner handles them again).
+            self._lease.lose()
         if self._batcher is not None:
             await self._batcher.drain()
         if self.producer is not None:

@@ -201,6 +201,24 @@ async def test_hand_over_stops_during_a_rebalance(harness: Harness) -> None:
     assert harness.part(0).slots == type(harness.part(0).slots)()  # not dispatched: the fetcher brings it
 
 
+async def test_stopping_with_a_lapsed_lease_drops_what_it_holds_instead_of_waiting_for_good(harness: Harness) -> None:
+    stopped: list[bool] = []
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    harness.consumer.stop = stop  # type: ignore[attr-defined]
+    lease = harness.engine._lease = Lease(1.0, clock=lambda: 1_000.0)
+    lease.renew(0.0)  # lapsed long ago: a stall, or a broker gone, before SIGTERM
+    held = asyncio.ensure_future(lease.confirmed())
+    await asyncio.sleep(0)
+
+    await harness.engine.stop()
+
+    assert stopped == [True]
+    assert await held is False  # a produce request held at the lease fails; the producer can stop
+
+
 # -- the lease -------------------------------------------------------------------------------
 
 
