@@ -1,6 +1,6 @@
 """What a capability's handlers see of the stream: plain values, no Faust.
 
-``streams/engine.py`` turns each consumed record into an :class:`InputMessage`
+``streams/engine/engine.py`` turns each consumed record into an :class:`InputMessage`
 and gives handlers an :class:`Emit`. Inside a handler an emit is queued and
 returns at once; the handler's records go out together when it returns, and
 its input is committed only once the broker has every one of them. A handler
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from swarmstream.schemas.codec import DecodeError, codec
@@ -20,17 +19,29 @@ from swarmstream.schemas.limits import DEAD_LETTER_PREFIX_BYTES
 from swarmstream.schemas.models import DeadLetter, Record, now_ms
 
 
-@dataclass(frozen=True, slots=True)
-class InputMessage:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Mapping[str, bytes | None] = field(default_factory=dict)
-    """Any client may send a header without a value (None), or one that is not UTF-8."""
-    timestamp_ms: int = -1
-    """The record's timestamp (producer create time, or the broker's); -1 when unknown."""
+class InputMessage(Protocol):
+    """One consumed record, as the engine hands it to a handler
+    (:class:`swarmstream.streams.engine.InputMessage` is the concrete class). A protocol, so
+    that capabilities depend on the shape and never import the engine."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Mapping[str, bytes | None]:
+        """Any client may send a header without a value (None), or one that is not UTF-8."""
+        ...
+    @property
+    def timestamp_ms(self) -> int:
+        """The record's timestamp (producer create time, or the broker's); -1 when unknown."""
+        ...
 
 
 class Emit(Protocol):

@@ -133,7 +133,7 @@ class Finisher:
                  review_threshold: float, step_results_topic: str | None = None,
                  published: Callable[[str], bool] = lambda task_id: False) -> None:
         """``published``: whether a task's result is already on the results topic
-        (``streams/published.py``): then only the done mark is written."""
+        (``streams/engine/published.py``): then only the done mark is written."""
         self._store = store
         self._emit = emit
         self._results = results_topic

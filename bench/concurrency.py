@@ -2,7 +2,7 @@
 
 Issue 4 asks that one worker complete 200 concurrent calls to a simulated model of
 200 ms latency in well under 2 s: proof that the HTTP pool (``agents/models/http.py``)
-and the agent's in-flight window (``streams/engine.py``) really run calls at once.
+and the agent's in-flight window (``streams/engine/engine.py``) really run calls at once.
 
 What runs is the worker's own path, minus Kafka: 200 ``ModelRequest`` events, Avro
 encoded as on ``swarm.model.<id>``, go through the engine's in-flight window for one
@@ -49,7 +49,6 @@ from swarmstream.agents.models.catalog import ModelSpec, SimProfile
 from swarmstream.agents.models.http import ClientPool
 from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.models.simulated import SimFleet
-from swarmstream.agents.ports import InputMessage
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import (
     Failure,
@@ -59,6 +58,7 @@ from swarmstream.schemas.models import (
     TaskRequest,
     now_ms,
 )
+from swarmstream.streams.engine import InputMessage
 
 CALLS = 200
 MODEL_LATENCY_MS = 200
@@ -75,7 +75,7 @@ TOPIC = f"swarm.model.{MODEL_ID}"
 
 
 async def _in_flight(values: list[bytes], handle: Any, limit: int) -> int:
-    """The engine's dispatch for one agent (``streams/engine.py``), minus Kafka: one task per
+    """The engine's dispatch for one agent (``streams/engine/engine.py``), minus Kafka: one task per
     event, at most ``limit`` at once; returns the events handled."""
     slots = asyncio.Semaphore(limit)
 

@@ -21,7 +21,7 @@ SIGKILL mid-run, at one of two moments:
   flight, until the group has moved all its partitions to the survivor and at least
   :data:`STALL_S` (2.5x the session timeout) has passed, then woken (SIGCONT). It
   wakes with results, calls and records built before the stop, learns from its next
-  heartbeat that it is out of the group (``streams/fencing.py``), drops all of it,
+  heartbeat that it is out of the group (``streams/engine/fencing.py``), drops all of it,
   rejoins and gets half the partitions again: the same numbers or others, as the
   assignor's order of the new member ids falls (``same_partitions_back``).
 
@@ -65,10 +65,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import TaskResult, now_ms
-from swarmstream.streams.broker import bootstrap_servers, true_end_offsets
-from swarmstream.streams.demo import to_request
-from swarmstream.streams.runtime import Stack, running_stack, unique_settings
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.engine.broker import bootstrap_servers, true_end_offsets
 
 KillAt = Literal["random", "after_commit", "stall"]
 

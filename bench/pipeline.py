@@ -103,11 +103,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.models import Mode, TaskRequest, TaskResult, now_ms
-from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, ensure_topics
-from swarmstream.streams.demo import to_request
-from swarmstream.streams.runtime import Stack, running_stack, unique_settings
-from swarmstream.streams.settings import Settings
-from swarmstream.streams.worker import settings_env
+from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.app.worker import settings_env
+from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.engine.broker import (
+    EmbeddedBroker,
+    bootstrap_servers,
+    ensure_topics,
+)
 
 MODELS = ("bench-a", "bench-b", "bench-c")
 """Three models per consensus task (the demo's default fan-out)."""

@@ -2,10 +2,10 @@
 
 Issue 21: Tansu never compacts, so a restarted worker read each changelog partition from offset 0,
 every write ever made. This writes a changelog shaped like the task table's through a real
-:class:`~swarmstream.streams.changelog.Table` and producer (4 partitions, as ``SWARM_PARTITIONS``):
+:class:`~swarmstream.streams.engine.changelog.Table` and producer (4 partitions, as ``SWARM_PARTITIONS``):
 per task four writes and, once ``LIVE_TASKS`` newer tasks exist on its partition, a tombstone; a
 counter per partition written with every task (chain metrics); a key per partition written once at
-the start and never again (a month's spend). A :class:`~swarmstream.streams.horizon.HorizonKeeper`
+the start and never again (a month's spend). A :class:`~swarmstream.streams.engine.horizon.HorizonKeeper`
 runs a round every ``ROUND_EVERY`` records (10 s at ~4,000 changelog records/s, 1,000 tasks/s),
 publishing markers to the horizons topic, once with rewrites off and once with its defaults.
 
@@ -29,10 +29,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-
-from swarmstream.streams.broker import EmbeddedBroker, bootstrap_servers, ensure_topics
-from swarmstream.streams.changelog import Table, restore_tables
-from swarmstream.streams.horizon import HorizonKeeper, horizons_topic
+from swarmstream.streams.engine.broker import (
+    EmbeddedBroker,
+    bootstrap_servers,
+    ensure_topics,
+)
+from swarmstream.streams.engine.changelog import Table, restore_tables
+from swarmstream.streams.engine.horizon import HorizonKeeper, horizons_topic
 
 PARTITIONS = 4
 ROUND_EVERY = 40_000

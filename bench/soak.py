@@ -90,11 +90,11 @@ from swarmstream.bench.pipeline import (
     write_catalog,
 )
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.broker import EmbeddedBroker
-from swarmstream.streams.demo import to_request
-from swarmstream.streams.runtime import Stack, running_stack, unique_settings
-from swarmstream.streams.settings import DEFAULT_CATALOG, Settings
-from swarmstream.streams.worker import settings_env
+from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
+from swarmstream.streams.app.settings import DEFAULT_CATALOG, Settings
+from swarmstream.streams.app.worker import settings_env
+from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.engine.broker import EmbeddedBroker
 
 SCENARIOS = ("steady", "http", "overload", "restart")
 

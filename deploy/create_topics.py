@@ -12,8 +12,8 @@ import asyncio
 import sys
 
 from swarmstream.agents.models.catalog import load_catalog
-from swarmstream.streams.broker import ensure_topics
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.engine.broker import ensure_topics
 
 
 def main() -> int:

@@ -32,8 +32,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Feedback, TaskRequest, TaskResult
-from swarmstream.streams.broker import bootstrap_servers, topic_partitions
-from swarmstream.streams.settings import TopicNames
+from swarmstream.streams.app.settings import TopicNames
+from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
 
 RESULTS_KEPT = 20_000
 """Results kept for :meth:`SwarmClient.result` and :attr:`SwarmClient.received`, the oldest

@@ -16,13 +16,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Record
-from swarmstream.streams.broker import (
+from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.engine.broker import (
     EmbeddedBroker,
     bootstrap_servers,
     topic_partitions,
 )
-from swarmstream.streams.runtime import Stack, running_stack, unique_settings
-from swarmstream.streams.settings import Settings
 
 TEST_FLEET = Path(__file__).parent / "fleet.yaml"
 TEST_CHAINS = Path(__file__).parent / "chains.yaml"

@@ -135,7 +135,7 @@ class ModelCaller:
             offered: tuple[dict[str, object], ...] = ()
             if task.tools and tools is None:
                 raise ProviderError(FailureClass.BAD_REQUEST, "the task names tools, but tool use is not enabled on "
-                                    "this worker (streams/tool_wiring.py)", retryable=False)
+                                    "this worker (streams/app/tools.py)", retryable=False)
             if tools is not None:
                 await tools.ready()
                 try:

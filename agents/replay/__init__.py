@@ -1,6 +1,6 @@
 """Replay: recorded topics in, strategies and policies evaluated offline, no model call.
 
-Everything here is pure (no Faust, no broker; ``streams/recorder.py`` reads the topics):
+Everything here is pure (no Faust, no broker; ``streams/cli/recorder.py`` reads the topics):
 
 - ``recording``: the recording file (JSON Lines, one record per line, gzip by suffix),
   ``write_recording`` / ``read_recording``;

@@ -95,7 +95,7 @@ EARLY_STOP = "early_stop"
 PSEUDO_STRATEGIES = (DEFAULT, EARLY_STOP)
 
 STOP_THRESHOLD = 0.65
-"""The live default of ``SWARM_EARLY_STOP_THRESHOLD`` (streams/settings.py; see its
+"""The live default of ``SWARM_EARLY_STOP_THRESHOLD`` (streams/app/settings.py; see its
 reason in bench/consensus.py). Passed in, not imported: agents never import streams."""
 
 CALIBRATION_BINS = 10

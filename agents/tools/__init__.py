@@ -6,5 +6,5 @@ Pure modules: ``registry`` (tools.yaml and ``@tool``), ``validation``, ``permiss
 (votes, shared executions, ledger keys), ``turns`` (the model caller's side).
 I/O without Faust: ``execution`` (handlers), ``mcp`` (MCP servers through the SDK),
 ``builtin`` (the demo tools). ``agent`` holds the handlers that move tool events;
-``streams/tool_wiring.py`` wires them.
+``streams/app/tools.py`` wires them.
 """

@@ -4,8 +4,8 @@ next model turn; swarm.approvals -> the approvals table.
 
 These handlers move events; every decision is a pure module's (``permissions``,
 ``validation``, ``conversation``, ``windowing``, ``coordination``, ``redaction``).
-``streams/tool_wiring.py`` gives them their topics and tables. Each call runs in its
-own task (the engine, ``streams/engine.py``), so a slow tool, a vote or an approval
+``streams/app/tools.py`` gives them their topics and tables. Each call runs in its
+own task (the engine, ``streams/engine/engine.py``), so a slow tool, a vote or an approval
 wait never blocks its partition.
 
 Exactly once per executed call: the outcome is written to the ledger (a changelog

@@ -20,10 +20,10 @@ import asyncio
 
 import pytest
 from swarmstream.agents.models.simulated.taskset import demo_tasks
-from swarmstream.streams.broker import EmbeddedBroker
-from swarmstream.streams.demo import to_request
-from swarmstream.streams.runtime import running_stack, unique_settings
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.cli.runtime import running_stack, unique_settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.engine.broker import EmbeddedBroker
 
 from tests.conftest import TEST_CHAINS, TEST_FLEET, wait_for
 

@@ -64,7 +64,7 @@ async def test_a_breaker_opens_skips_the_model_and_a_probe_closes_it(stack) -> N
     assert calls() == 3
 
     # The worker learns of the third failure from the call log a moment after the
-    # result (streams/logs.py); from then on the model is skipped without a call.
+    # result (streams/app/logs.py); from then on the model is skipped without a call.
     deadline = time.monotonic() + 10
     while path(await run()) != [("fast-a", None)]:
         assert time.monotonic() < deadline, "the breaker never opened"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.models import ReviewItem, TaskRequest
-from swarmstream.streams.demo import to_request
+from swarmstream.streams.cli.demo import to_request
 
 from tests.conftest import wait_for
 

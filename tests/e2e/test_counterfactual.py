@@ -51,8 +51,8 @@ from swarmstream.agents.replay.counterfactual import (
 from swarmstream.agents.replay.recording import read_recording
 from swarmstream.agents.selection.policies import RandomPolicy
 from swarmstream.schemas.models import TaskResult
-from swarmstream.streams.demo import to_request
-from swarmstream.streams.recorder import record_run
+from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.cli.recorder import record_run
 
 from tests.conftest import wait_for
 

@@ -5,14 +5,14 @@ Tasks the replacement cannot finish would end through the deadline sweeper as
 ``partial`` (the missing model's outcome a swept timeout) instead of never: the test
 accepts that and prints how many. Under Faust that happened for records it dropped on
 their way to an agent, and with the model-call dedupe on, in about half the runs;
-on the engine (``streams/engine.py``), with the dedupe on by default, no run has swept
+on the engine (``streams/engine/engine.py``), with the dedupe on by default, no run has swept
 a task (DESIGN.md, "Exactly one result")."""
 
 from __future__ import annotations
 
 import pytest
 from swarmstream.agents.models.simulated.taskset import demo_tasks
-from swarmstream.streams.demo import to_request
+from swarmstream.streams.cli.demo import to_request
 
 from tests.conftest import wait_for
 

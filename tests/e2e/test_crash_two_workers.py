@@ -12,13 +12,13 @@ result per task. A result could repeat (DESIGN.md, "Exactly one result"): the vi
 publishes a result, the broker acknowledges it, and the kill lands before the task's
 done mark reaches the changelog; the survivor would finish the task again. It reads
 the keys of its partitions' newest results at every assignment
-(``streams/published.py``) and only writes the done mark for those (before that:
+(``streams/engine/published.py``) and only writes the done mark for those (before that:
 0-10 repeats a run, all of this kind).
 
 Swept tasks. Faust lost outcomes on their way to an agent (~1 run in 3 ended tasks
 through the deadline sweeper before ``streams/transport.Consumer`` patched it), and the
 model-call dedupe made the survivor stop taking requests in some runs; the engine
-(``streams/engine.py``) hands every fetched record to its handler or reads it again, and
+(``streams/engine/engine.py``) hands every fetched record to its handler or reads it again, and
 no run on it has swept a task. Swept tasks would still be one result each and none lost,
 which is what the test holds to; it prints how many.
 
@@ -56,5 +56,5 @@ async def test_a_worker_killed_mid_run_loses_no_task(make_stack, kill_at: str) -
     assert set(report.statuses) <= {"ok", "partial"}
     assert report.swept == report.statuses.get("partial", 0)
     # The victim's results whose done marks the kill lost are read back at the survivor's
-    # assignment (streams/published.py) and not published again.
+    # assignment (streams/engine/published.py) and not published again.
     assert report.duplicate_results == 0, report.duplicates

@@ -22,12 +22,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import Producer
+from swarmstream.agents.taskstate import SWEEP_GRACE_MS
 from swarmstream.bench.crash import results_on_topic
 from swarmstream.schemas.codec import codec
-from swarmstream.agents.taskstate import SWEEP_GRACE_MS
 from swarmstream.schemas.models import Failure, now_ms
-from swarmstream.streams.broker import bootstrap_servers, true_end_offsets
-from swarmstream.streams.topology import SWEEP_INTERVAL_S
+from swarmstream.streams.app.topology import SWEEP_INTERVAL_S
+from swarmstream.streams.engine.broker import bootstrap_servers, true_end_offsets
 
 from tests.conftest import wait_for
 

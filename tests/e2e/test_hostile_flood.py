@@ -27,7 +27,7 @@ from swarmstream.agents.ports import DEAD_LETTER_VALUE_BYTES
 from swarmstream.bench.crash import CommittedOffsets, results_on_topic
 from swarmstream.schemas.codec import MAGIC, codec
 from swarmstream.schemas.models import DeadLetter, TaskRequest
-from swarmstream.streams.broker import bootstrap_servers, true_end_offsets
+from swarmstream.streams.engine.broker import bootstrap_servers, true_end_offsets
 
 from tests.conftest import read_raw, wait_for
 

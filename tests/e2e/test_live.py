@@ -11,7 +11,7 @@ from rich.console import Console
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.schemas.models import CallRecord, TaskRequest
-from swarmstream.streams.live import (
+from swarmstream.streams.cli.live import (
     CallWindow,
     collect_top,
     parse_statuses,
@@ -126,7 +126,7 @@ async def test_top_once_and_tail_on_a_running_stack(stack) -> None:
 
 
 async def test_tail_names_the_setting_when_the_topic_is_missing(broker_url: str) -> None:
-    from swarmstream.streams.settings import Settings
+    from swarmstream.streams.app.settings import Settings
 
     out = io.StringIO()
     settings = Settings(broker=broker_url, topic_prefix="no-such-prefix-xyz")

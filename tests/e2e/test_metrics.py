@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from swarmstream.schemas.models import TaskRequest, TaskResult
-from swarmstream.streams.broker import free_port
-from swarmstream.streams.runtime import Stack
+from swarmstream.streams.cli.runtime import Stack
+from swarmstream.streams.engine.broker import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -5,7 +5,7 @@ worker dies before the task's done mark reaches the changelog; its successor fin
 the task again. Here that state is made on purpose: the task's result is put on the
 results topic before the task runs, as a dead worker would have left it, and a new
 assignment (a worker restart) reads the newest results' keys
-(``streams/published.py``). The task then runs (its model is called) and ends with a
+(``streams/engine/published.py``). The task then runs (its model is called) and ends with a
 done mark, and the topic still holds exactly the one result.
 """
 
@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.broker import (
+from swarmstream.streams.engine.broker import (
     bootstrap_servers,
     topic_partitions,
     true_end_offsets,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from swarmstream.schemas.models import TaskRequest
+from swarmstream.streams.cli.runtime import running_stack, unique_settings
+from swarmstream.streams.app.settings import Settings
 from swarmstream.streams.client import SwarmClient
-from swarmstream.streams.runtime import running_stack, unique_settings
-from swarmstream.streams.settings import Settings
 
 from tests.conftest import wait_for
 

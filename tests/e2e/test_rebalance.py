@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from swarmstream.agents.models.simulated.taskset import demo_tasks
-from swarmstream.streams.demo import to_request
+from swarmstream.streams.cli.demo import to_request
 
 
 async def test_tasks_published_while_a_second_worker_joins_all_get_results(make_stack) -> None:

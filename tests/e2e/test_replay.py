@@ -27,8 +27,8 @@ from swarmstream.agents.replay.offline import (
 from swarmstream.agents.replay.recording import read_recording
 from swarmstream.agents.replay.summary import evaluate as evaluate_recording
 from swarmstream.schemas.models import TaskResult, now_ms
-from swarmstream.streams.demo import to_request
-from swarmstream.streams.recorder import RecordRange, read_run, record_run
+from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.cli.recorder import RecordRange, read_run, record_run
 
 from tests.conftest import wait_for
 

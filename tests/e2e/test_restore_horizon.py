@@ -1,4 +1,4 @@
-"""Restore horizons end to end (``streams/horizon.py``): real engines, their timers publishing markers
+"""Restore horizons end to end (``streams/engine/horizon.py``): real engines, their timers publishing markers
 to ``<app_id>-restore-horizons-changelog``, partitions moving between two workers.
 
 What it proves: a worker that gains a partition another worker owned (once while both run, once
@@ -14,11 +14,10 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from swarmstream.agents.ports import InputMessage
-from swarmstream.streams.broker import bootstrap_servers, ensure_topics
-from swarmstream.streams.changelog import Table, restore_tables
-from swarmstream.streams.engine import Engine
-from swarmstream.streams.horizon import newest_markers
+from swarmstream.streams.engine import Engine, InputMessage
+from swarmstream.streams.engine.broker import bootstrap_servers, ensure_topics
+from swarmstream.streams.engine.changelog import Table, restore_tables
+from swarmstream.streams.engine.horizon import newest_markers
 
 from tests.conftest import read_raw, wait_for
 

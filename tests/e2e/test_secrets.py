@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from swarmstream.agents.models.catalog import SimProfile
 from swarmstream.agents.models.simulated.fleet import SimFleet
 from swarmstream.schemas.models import TaskRequest
-from swarmstream.streams.broker import bootstrap_servers
-from swarmstream.streams.runtime import running_stack, unique_settings
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.cli.runtime import running_stack, unique_settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.engine.broker import bootstrap_servers
 
 SECRET = "sk-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 

@@ -6,7 +6,7 @@ import orjson
 from swarmstream.agents.models.simulated.taskset import demo_tasks
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import DeadLetter, TaskRequest
-from swarmstream.streams.demo import to_request
+from swarmstream.streams.cli.demo import to_request
 
 from tests.conftest import wait_for
 

@@ -1,5 +1,5 @@
 """A worker frozen past its session (SIGSTOP) while calls are in flight, woken (SIGCONT) after
-the group moved its partitions: it publishes nothing stale (``streams/fencing.py``).
+the group moved its partitions: it publishes nothing stale (``streams/engine/fencing.py``).
 
 The scenario is ``bench/crash.py``'s ``stall`` variant (``swarmstream bench crash`` runs it
 too). Before fencing, 110-380 of 1,000 tasks got two result records in 14 of 17 such runs:

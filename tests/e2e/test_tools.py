@@ -303,7 +303,7 @@ async def test_a_model_calls_a_tool_of_an_mcp_server(make_stack, tmp_path) -> No
 
 
 async def test_the_tools_demo_reports_accuracy_calls_denials_and_cache_hits(broker_url, monkeypatch) -> None:
-    from swarmstream.streams.demo import render, run_demo
+    from swarmstream.streams.cli.demo import render, run_demo
 
     monkeypatch.setenv("SWARM_BROKER", broker_url)
     summary = await run_demo(tasks=10, mode="tools", quiet=True)

@@ -10,7 +10,7 @@ opentelemetry API here: spans are not recorded, the context still flows).
 from __future__ import annotations
 
 from swarmstream.schemas.models import TaskRequest
-from swarmstream.streams import tracing
+from swarmstream.streams.engine import tracing
 
 from tests.conftest import read_raw, wait_for
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from swarmstream.schemas.models import TaskRequest, TaskResult
-from swarmstream.streams.worker import WorkerDied
+from swarmstream.streams.app.worker import WorkerDied
 
 WORKFLOWS = Path(__file__).parent.parent / "agents" / "workflows" / "e2e_workflows.yaml"
 QUESTION = "What is 20 + 22? Answer with a number."

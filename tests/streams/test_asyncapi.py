@@ -21,16 +21,15 @@ import yaml
 from swarmstream.agents.models.catalog import load_catalog
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest
-from swarmstream.streams import asyncapi
-from swarmstream.streams.asyncapi import (
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.app.topology import build
+from swarmstream.streams.cli import asyncapi, main
+from swarmstream.streams.cli.asyncapi import (
     AVRO_FORMAT,
     ContractError,
     declared_topics,
     document,
 )
-from swarmstream.streams.cli import main
-from swarmstream.streams.settings import Settings
-from swarmstream.streams.topology import build
 
 SPEC = Path(__file__).parent / "data" / "asyncapi-3.0.0.schema.json.gz"
 FLEET = Path(__file__).parents[1] / "fleet.yaml"

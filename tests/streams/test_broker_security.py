@@ -7,10 +7,10 @@ import ssl
 from pathlib import Path
 
 import pytest
-from swarmstream.streams.security import BrokerSecurityError, aiokafka_security
-from swarmstream.streams.settings import Settings
-from swarmstream.streams.topology import create_engine
-from swarmstream.streams.worker import settings_env
+from swarmstream.streams.app.security import BrokerSecurityError, aiokafka_security
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.app.topology import create_engine
+from swarmstream.streams.app.worker import settings_env
 
 PASSWORD = "s3cr3t-password-value"
 

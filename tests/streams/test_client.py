@@ -8,13 +8,13 @@ import asyncio
 import pytest
 from swarmstream.schemas.models import TaskResult
 from swarmstream.streams import client as client_module
+from swarmstream.streams.app.settings import TopicNames
 from swarmstream.streams.client import (
     RecentIds,
     ResultMemory,
     SwarmClient,
     default_topics,
 )
-from swarmstream.streams.settings import TopicNames
 
 
 def result(task_id: str, answer: str = "4") -> TaskResult:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from swarmstream.streams.metrics import WorkerMetrics
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.observe.metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"

@@ -1,14 +1,14 @@
-"""Feedback and approvals from outside are handled on their task's home partition (``streams/homing.py``)."""
+"""Feedback and approvals from outside are handled on their task's home partition (``streams/app/homing.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from swarmstream.agents.ports import InputMessage
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import Approval, Feedback
-from swarmstream.streams.homing import homed, task_id_in
+from swarmstream.streams.app.homing import homed, task_id_in
+from swarmstream.streams.engine import InputMessage
 
 
 class FakeEngine:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from swarmstream.streams.jsonlog import (
+from swarmstream.streams.observe.jsonlog import (
     REDACTED,
     JsonFormatter,
     redact,

@@ -1,4 +1,4 @@
-"""Every long-running command stops cleanly on SIGTERM and SIGINT (streams/signals.py).
+"""Every long-running command stops cleanly on SIGTERM and SIGINT (streams/cli/signals.py).
 
 Each command runs as a real subprocess (``python -m swarmstream.streams.cli ...``, what the
 ``swarmstream`` script runs) with ``--port 0`` where it listens, against the session broker
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 from swarmstream.agents.models.catalog import load_catalog
-from swarmstream.streams.broker import ensure_topics
-from swarmstream.streams.runtime import unique_settings
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.cli.runtime import unique_settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.engine.broker import ensure_topics
 
 from tests.conftest import TEST_CHAINS, TEST_FLEET
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from swarmstream.schemas.models import TaskRequest
-from swarmstream.streams.stats_view import collect, render
+from swarmstream.streams.cli.stats_view import collect, render
 
 
 async def test_stats_show_models_chains_and_breakers(stack) -> None:

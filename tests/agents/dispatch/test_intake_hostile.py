@@ -9,16 +9,16 @@ id is answered once; one that names another task is refused, whatever the modes.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
-import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from swarmstream.agents.dispatch.agent import Dispatcher
-from swarmstream.agents.ports import InputMessage
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import DeadLetter, ModelRequest, Record, TaskRequest
+from swarmstream.streams.engine import InputMessage
 
 from tests.agents.memory_store import MemoryStore
 

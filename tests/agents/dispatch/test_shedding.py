@@ -10,7 +10,7 @@ from swarmstream.agents.dispatch.shedding import (
     SheddingLimits,
     admit,
 )
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.app.settings import Settings
 
 LIMITS = SheddingLimits(soft_lag=100, hard_lag=500, max_delay_ms=1000)
 

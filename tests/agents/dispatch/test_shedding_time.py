@@ -15,11 +15,11 @@ from swarmstream.agents.dispatch.shedding import (
     by_queueing,
     worst,
 )
-from swarmstream.agents.ports import InputMessage
 from swarmstream.agents.taskstate import Finisher
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.settings import Settings
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.engine import InputMessage
 
 from tests.agents.memory_store import MemoryStore
 

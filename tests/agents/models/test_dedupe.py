@@ -11,9 +11,9 @@ from swarmstream.agents.consensus.join import open_task
 from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.dedupe import outcome_counted
 from swarmstream.agents.models.providers.base import ChatRequest, ChatResponse
-from swarmstream.agents.ports import InputMessage
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import ModelRequest, ModelResponse, TaskRequest, now_ms
+from swarmstream.streams.engine import InputMessage
 
 from tests.conftest import wait_for
 

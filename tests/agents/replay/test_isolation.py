@@ -60,7 +60,7 @@ FORBIDDEN = ("swarmstream.agents.tools", "swarmstream.agents.models.providers", 
 
 def test_replay_code_imports_no_model_client_tool_or_broker() -> None:
     """Replay decides from recorded answers only: nothing it imports can call a model, run a
-    tool or touch a topic (streams/recorder.py does the broker I/O, outside this package)."""
+    tool or touch a topic (streams/cli/recorder.py does the broker I/O, outside this package)."""
     folder = Path(__file__).resolve().parents[3] / "agents" / "replay"
     offenders = []
     for source in sorted(folder.glob("*.py")):

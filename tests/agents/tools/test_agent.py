@@ -9,7 +9,6 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from swarmstream.agents.ports import InputMessage
 from swarmstream.agents.tools.agent import ApprovalDesk, ConversationKeeper, ToolRunner
 from swarmstream.agents.tools.conversation import Conversation
 from swarmstream.agents.tools.coordination import ledger_key
@@ -34,6 +33,7 @@ from swarmstream.schemas.models import (
     ToolResult,
     now_ms,
 )
+from swarmstream.streams.engine import InputMessage
 
 from tests.conftest import wait_for
 

@@ -7,13 +7,13 @@ import logging
 
 import orjson
 import pytest
-from swarmstream.agents.ports import InputMessage
 from swarmstream.agents.tools.redaction import (
     is_secret_key,
     redact_arguments,
     redact_text,
 )
 from swarmstream.schemas.codec import codec
+from swarmstream.streams.engine import InputMessage
 
 from tests.agents.tools.test_agent import make_runner, tool_call
 

@@ -1,0 +1,111 @@
+"""``swarmstream stats``: model stats and quality, chain metrics and every breaker.
+
+It needs no worker: model stats and breakers are folded from the call and
+quality logs exactly as each worker folds them, and chain metrics from their
+table's changelog (last write per key wins, shards added up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from swarmstream.agents.fallback.board import CircuitBoard
+from swarmstream.agents.stats.book import ModelBook
+from swarmstream.schemas.codec import DecodeError, codec
+from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
+
+
+async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5,
+                   security: Mapping[str, Any] | None = None) -> list[tuple[bytes | None, bytes | None]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10,
+                                **(security or {}))
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic, timeout_s=2.0)
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[tuple[bytes | None, bytes | None]] = []
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            if batch:
+                idle_since = time.monotonic()
+            records += [(r.key, r.value) for rs in batch.values() for r in rs]
+        return records
+    finally:
+        await consumer.stop()
+
+
+def fold_table(records: list[tuple[bytes | None, bytes | None]]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for key, value in records:
+        if key is None:
+            continue
+        name = orjson.loads(key)
+        if value is None:
+            table.pop(name, None)
+        else:
+            table[name] = orjson.loads(value)
+    return table
+
+
+async def collect(settings: Settings) -> dict[str, Any]:
+    from swarmstream.agents.models.catalog import load_catalog
+    from swarmstream.streams.app.security import aiokafka_security
+    from swarmstream.streams.app.topology import chains_for
+
+    security = aiokafka_security(settings)
+    chains_raw, calls_raw, quality_raw = await asyncio.gather(
+        read_all(settings.broker, f"{settings.app_id}-chain-metrics-changelog", security=security),
+        read_all(settings.broker, settings.topics.calls, security=security),
+        read_all(settings.broker, settings.topics.quality, security=security),
+    )
+    chains: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, counts in fold_table(chains_raw).items():
+        chain = key.rsplit("|", 1)[0]
+        for metric, n in counts.items():
+            chains[chain][metric] = chains[chain].get(metric, 0) + n
+
+    config = chains_for(settings, load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1"))
+    board = CircuitBoard(config.circuit_for, now_ms)
+    book = ModelBook()
+    for _key, value in calls_raw:
+        with contextlib.suppress(DecodeError):
+            record = codec().decode_as(value or b"", CallRecord)
+            board.apply(record)
+            book.add_call(record)
+    for _key, value in quality_raw:
+        with contextlib.suppress(DecodeError):
+            book.add_quality(codec().decode_as(value or b"", QualityEvent))
+    return {
+        "models": book.snapshot(),
+        "chains": dict(chains),
+        "breakers": dict(board.states()),
+        "breaker_transitions": [{"model": m, "from": a, "to": b, "count": n} for (m, a, b), n in board.transitions.items()],
+    }
+
+
+def render(view: dict[str, Any]) -> str:
+    lines = ["models (model|category)        calls     ok  p50_ms  p95_ms  cost_usd    quality (n)   failures"]
+    for key, s in view["models"].items():
+        p50, p95 = (f"{s[k]:.0f}" if s[k] is not None else "-" for k in ("latency_p50_ms", "latency_p95_ms"))
+        lines.append(f"  {key:<28} {s['calls']:>6} {s['successes']:>6} {p50:>7} {p95:>7}  "
+                     f"{s['cost_micros'] / 1e6:<10.6f}  {s['quality_mean']:.3f} ({s['quality_events']:>4})  "
+                     f"{s['failures'] or ''}")
+    lines.append("chains")
+    lines += [f"  {chain:<28} {counts}" for chain, counts in view["chains"].items()]
+    lines.append("breakers")
+    lines += [f"  {model:<28} {state}" for model, state in view["breakers"].items()]
+    lines += [f"  transition {t['model']}: {t['from']} -> {t['to']} x{t['count']}" for t in view["breaker_transitions"]]
+    return "\n".join(lines)
