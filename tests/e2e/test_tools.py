@@ -143,7 +143,9 @@ def service_tools(service: ToolService, path: Path, **limits: int) -> Path:
 
 
 async def test_permissions_approvals_timeouts_and_secrets(make_stack, service, tmp_path, monkeypatch) -> None:
-    tools_file = service_tools(service, tmp_path / "tools.yaml", approval_timeout_ms=1_500)
+    # the approval must arrive within this (it missed 1.5 s once, on 2 cores at load 7); the
+    # unapproved task below waits it out, well inside its 15 s deadline
+    tools_file = service_tools(service, tmp_path / "tools.yaml", approval_timeout_ms=6_000)
     monkeypatch.setenv("SWARM_WORKER_LOGLEVEL", "info")  # the secret must not reach even info-level logs
     async with make_stack(tools=tools_file) as stack:
         # a denied tool never reaches its handler, and the denial is audited
