@@ -23,8 +23,10 @@ setup(
     package_data={
         "swarmstream.schemas": ["*.avsc"],
         "swarmstream.agents.models": ["*.yaml"],
+        "swarmstream.agents.models.simulated": ["*.yaml"],  # presets: helm_mmlu.yaml
         "swarmstream.agents.fallback": ["*.yaml"],
         "swarmstream.agents.tools": ["*.yaml"],
         "swarmstream.agents.workflows": ["*.yaml"],
+        "swarmstream.streams.console": ["templates/*.html", "static/*.css", "static/*.js"],
     },
 )

@@ -17,8 +17,8 @@ answered what.
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
@@ -100,7 +100,9 @@ def agreed_of(state: State, answer: str | None) -> dict[str, int]:
     if "chain" in state:
         answered = [a["model"] for a in state["chain"]["attempts"] if a.get("failure_class") is None]
         return {answered[-1]: 1} if answered else {}
-    return {model: int(a["answer"] == answer) for model, a in sorted(state.get("answers", {}).items())}
+    # a model's first sample stands for it: the other samples' slots are "<model>#<k>" (consensus/slots.py)
+    return {model: int(a["answer"] == answer) for model, a in sorted(state.get("answers", {}).items())
+            if "#" not in model}
 
 
 class TaskStore(Protocol):
@@ -109,6 +111,11 @@ class TaskStore(Protocol):
     def get(self, task_id: str, created_ms: int) -> State | None: ...
     def set(self, task_id: str, created_ms: int, state: State | DoneRecord) -> None:
         """Write the state; the event being handled is acked only once it is in the changelog."""
+
+
+REPLY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""The name part of a reply topic: a gateway instance id (letters, digits, ``-``, ``_``),
+so a reply topic is always a legal Kafka topic name under the results topic's own."""
 
 
 class Finisher:
@@ -121,6 +128,12 @@ class Finisher:
     (the window is one changelog write; clients dedupe by task id) but never
     lose one. While the result is in flight the task id is in ``_publishing``,
     so a redelivered event cannot end the same task twice.
+
+    A task with a ``reply_to`` (``<results>.<name>``) also gets its result there: a gateway
+    instance reads only its own reply topic, while the results topic stays the log every
+    other reader (and a lookup by task id) uses. The two go out in one batch; after a crash
+    that left the result published but the done mark unwritten, the reply is sent again
+    (a gateway drops repeats), so a reply is never lost to that window.
 
     A workflow step's child task (``parent_task_id`` set) is not the caller's:
     given the workflows' step-results topic (``step_results_topic``), its
@@ -146,6 +159,15 @@ class Finisher:
     def busy(self, task_id: str) -> bool:
         return task_id in self._publishing
 
+    def reply_topic(self, reply_to: object) -> str | None:
+        """The task's ``reply_to`` when it names a reply topic of the results topic
+        (``<results>.<name>``, a gateway instance's own, ``streams/gateway/replies.py``);
+        anything else is ignored, so a caller cannot make a worker write to any other topic."""
+        if not isinstance(reply_to, str) or not reply_to.startswith(self._results + "."):
+            return None
+        name = reply_to[len(self._results) + 1:]
+        return reply_to if REPLY_NAME.fullmatch(name) else None
+
     async def finish(self, state: State, result: TaskResult) -> None:
         task_id, created_ms = result.task_id, state["task"]["created_ms"]
         parent = state["task"].get("parent_task_id") if self._step_results else None
@@ -155,7 +177,11 @@ class Finisher:
                 await self._emit(self._step_results, parent, result)  # type: ignore[arg-type]
                 self._store.set(task_id, created_ms, done_record(state, result))
                 return
+            reply_to = self.reply_topic(state["task"].get("reply_to"))
             if self._published(task_id):  # published before a crash that lost the done mark
+                if reply_to:  # its reply may not have been acknowledged: again (a gateway drops repeats)
+                    with contextlib.suppress(ValueError):
+                        await self._emit(reply_to, task_id, result)
                 self._store.set(task_id, created_ms, done_record(state, result))
                 return
             if result.status == "low_consensus" and "prompt" in state["task"]:
@@ -167,9 +193,13 @@ class Finisher:
                         flagged_ms=now_ms(),
                     ))
             try:
+                if reply_to:
+                    await self._emit(reply_to, task_id, result)
                 await self._emit(self._results, task_id, result)
             except ValueError as exc:
                 result = unsendable(result, exc)
+                if reply_to:
+                    await self._emit(reply_to, task_id, result)
                 await self._emit(self._results, task_id, result)
             self._store.set(task_id, created_ms, done_record(state, result))
         finally:
@@ -215,6 +245,10 @@ def overdue(state: State, now_ms: int) -> list[tuple[str, int]]:
         if chain.get("awaiting_attempt") is None:
             return []
         return [(chain["links"][chain["index"]], chain["awaiting_attempt"])]
+    judge = state.get("judge")
+    if judge and not judge.get("done") and judge["index"] < len(judge["links"]):
+        # the judge phase's call (consensus/judge_phase.py), by its slot key "<model>#<role>"
+        return [(f"{judge['links'][judge['index']]}#{judge['role']}", 0)]
     asked = state["asked"] or ["(selector)"]
     return [(m, 0) for m in asked if m not in state["answers"] and m not in state["failures"]]
 

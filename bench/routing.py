@@ -28,6 +28,12 @@ Cost: input tokens as the simulated fleet counts them, output tokens of the
 reply as ``behaviour.answer_text`` words it, priced by ``budget.estimate_cost_micros``
 (the bill's formula). Latency: drawn per call from the model's lognormal.
 
+The same run on ``helm-mmlu`` (``fleets``; the independent fleet's keys stay at the top):
+eight real models at their list prices, the best (claude-3.5-sonnet, 0.872) barely ahead of
+cheaper ones and no specialists (HELM publishes one MMLU accuracy per model), erring alike
+as published (``correlated.py``). There routing can only trade quality for price. A
+``cheapest`` policy (the cheapest forecast, every time) runs on both.
+
 The learning loop is what the stats agent does live: after each call the
 chosen model's (model, category) posterior is updated with the reward (1 if
 its answer was right, else 0; live, that label comes free from a confident
@@ -52,9 +58,9 @@ from typing import Any
 import numpy as np
 from swarmstream.agents.models.catalog import ModelSpec, SimProfile
 from swarmstream.agents.models.simulated.behaviour import (
+    AnswerDecision,
     accuracy_for,
     answer_text,
-    decide_answer,
     draw_latency_s,
 )
 from swarmstream.agents.models.simulated.behaviour import estimate_tokens as sim_tokens
@@ -64,6 +70,7 @@ from swarmstream.agents.selection.features import extract_features, tokenizer_na
 from swarmstream.agents.selection.policies import (
     AlwaysBestPolicy,
     Candidate,
+    CheapestAboveFloorPolicy,
     Policy,
     RandomPolicy,
     ThompsonPolicy,
@@ -71,6 +78,11 @@ from swarmstream.agents.selection.policies import (
 )
 from swarmstream.agents.selection.posterior import BetaPosterior, update
 from swarmstream.agents.stats.book import EWMA_ALPHA
+from swarmstream.bench.fleets import (
+    BenchFleet,
+    independent_fleet,
+    realistic_fleet,
+)
 
 
 def _sim(median_ms: float, p99_ms: float, **by_category: float) -> SimProfile:
@@ -121,6 +133,8 @@ FLEET: dict[str, ModelSpec] = {
 }
 """The routing fleet: prices in USD per million tokens (30x input, 37.5x output from
 the cheapest to the dearest), accuracy per category, latency median / p99 in ms."""
+
+INDEPENDENT = independent_fleet(list(FLEET.values()))
 
 TASK_KINDS = ("label", "number", "text", "json")
 TASKS_FULL, TASKS_QUICK = 2_000, 600
@@ -174,8 +188,9 @@ class _Outcome:
 class _World:
     """Tasks and every model's outcome on each, computed once and shared by all runs."""
 
-    def __init__(self, n: int, outcome_seed: int = OUTCOME_SEED) -> None:
-        self.models = list(FLEET)
+    def __init__(self, n: int, outcome_seed: int = OUTCOME_SEED, fleet: BenchFleet | None = None) -> None:
+        self.fleet = fleet or INDEPENDENT
+        self.models = self.fleet.ids
         self.tasks: list[_Task] = []
         for i, task in enumerate(demo_tasks(n, seed=TASK_SEED, kinds=TASK_KINDS)):
             features = extract_features(task.prompt, task.answer_type)
@@ -188,28 +203,33 @@ class _World:
         latency_rng = {m: random.Random(f"routing-latency:{outcome_seed}:{m}") for m in self.models}
         self.outcomes: list[dict[str, _Outcome]] = []
         for i in range(n):
+            truth = self.truths[i]
+            assert truth is not None
+            decisions = self.fleet.answers(self.tasks[i].seed, self.tasks[i].prompt, truth)  # one draw for all
             row = {}
             for m in self.models:
-                profile = FLEET[m].simulated
-                assert profile is not None
-                latency_ms = draw_latency_s(latency_rng[m], profile) * 1000.0
-                row[m] = self.outcome(i, m, accuracy_for(profile, self.truths[i].category), latency_ms)
+                latency_ms = draw_latency_s(latency_rng[m], self.fleet.profile(m)) * 1000.0
+                row[m] = self._outcome_of(i, m, decisions[m], latency_ms)
             self.outcomes.append(row)
 
     def outcome(self, i: int, model: str, accuracy: float, latency_ms: float) -> _Outcome:
         task, truth = self.tasks[i], self.truths[i]
         assert truth is not None
-        decision = decide_answer(task.seed, model, task.prompt, truth, accuracy)
+        return self._outcome_of(i, model, self.fleet.answers(task.seed, task.prompt, truth, {model: accuracy})[model],
+                                latency_ms)
+
+    def _outcome_of(self, i: int, model: str, decision: AnswerDecision, latency_ms: float) -> _Outcome:
+        task, truth = self.tasks[i], self.truths[i]
+        assert truth is not None
         output_tokens = sim_tokens(len(answer_text(truth.answer_type, decision.answer)))
-        cost = estimate_cost_micros(FLEET[model], task.input_tokens, output_tokens)
+        cost = estimate_cost_micros(self.fleet.spec(model), task.input_tokens, output_tokens)
         return _Outcome(decision.correct, output_tokens, cost, latency_ms)
 
     def true_quality(self) -> dict[str, float]:
         """Each model's expected accuracy over this task mix (what always_best is told)."""
         quality = {}
         for m in self.models:
-            profile = FLEET[m].simulated
-            assert profile is not None
+            profile = self.fleet.profile(m)
             quality[m] = float(np.mean([accuracy_for(profile, t.true_category) for t in self.tasks]))
         return quality
 
@@ -221,6 +241,7 @@ class _Run:
     cost_micros: list[int]
     drift_model: str | None = None
     drift_at: int | None = None
+    models: tuple[str, ...] = ()
 
 
 def _simulate(world: _World, policy: Policy, *, seed: int, drift_at: int | None = None) -> _Run:
@@ -231,7 +252,7 @@ def _simulate(world: _World, policy: Policy, *, seed: int, drift_at: int | None 
     latency_ewma: dict[str, float] = {}
     output_sum: dict[str, int] = {}
     output_n: dict[str, int] = {}
-    run = _Run([], [], [])
+    run = _Run([], [], [], models=tuple(world.models))
     prior = BetaPosterior()
     for i, task in enumerate(world.tasks):
         if drift_at is not None and i == drift_at:
@@ -244,7 +265,7 @@ def _simulate(world: _World, policy: Policy, *, seed: int, drift_at: int | None 
                 model_id=m,
                 quality=posterior.get((m, cat), prior),
                 latency_ms=latency_ewma.get(m),
-                cost_micros_est=estimate_cost_micros(FLEET[m], task.input_tokens, expected_out),
+                cost_micros_est=estimate_cost_micros(world.fleet.spec(m), task.input_tokens, expected_out),
                 calls=calls.get((m, cat), 0),
             )
             for m in world.models
@@ -274,12 +295,12 @@ def _summary(run: _Run) -> dict[str, Any]:
         "quality": round(float(np.mean(run.correct)), 4),
         "cost_usd": round(sum(run.cost_micros) / 1e6, 6),
         "cost_micros": int(sum(run.cost_micros)),
-        "picks": _shares(run.picks),
+        "picks": _shares(run.picks, run.models),
     }
 
 
-def _shares(picks: Sequence[str]) -> dict[str, float]:
-    return {m: round(picks.count(m) / len(picks), 4) if picks else 0.0 for m in FLEET}
+def _shares(picks: Sequence[str], models: Sequence[str]) -> dict[str, float]:
+    return {m: round(picks.count(m) / len(picks), 4) if picks else 0.0 for m in models}
 
 
 def _windows(n: int) -> list[tuple[int, int]]:
@@ -294,7 +315,7 @@ def _curve(run: _Run, baseline: _Run) -> list[dict[str, Any]]:
                 "tasks": [start + 1, end],
                 "quality": round(float(np.mean(run.correct[start:end])), 4),
                 "cost_usd": round(sum(run.cost_micros[start:end]) / 1e6, 6),
-                "picks": _shares(run.picks[start:end]),
+                "picks": _shares(run.picks[start:end], run.models),
                 "always_best_quality": round(float(np.mean(baseline.correct[start:end])), 4),
                 "always_best_cost_usd": round(sum(baseline.cost_micros[start:end]) / 1e6, 6),
             }
@@ -342,6 +363,7 @@ def _policies(true_quality: Mapping[str, float]) -> dict[str, Policy]:
         "ucb": UcbPolicy(),
         "random": RandomPolicy(),
         "always_best": AlwaysBestPolicy(true_quality=true_quality),
+        "cheapest": CheapestAboveFloorPolicy(floor=0.0),  # every model clears 0: the cheapest forecast
     }
 
 
@@ -351,9 +373,9 @@ def _ratios(learning: _Run, best: _Run, part: slice = slice(None)) -> tuple[floa
     return round(quality, 4), round(cost, 4)
 
 
-def _repeat(n: int, seed: int) -> dict[str, Any]:
+def _repeat(n: int, seed: int, fleet: BenchFleet) -> dict[str, Any]:
     """The headline numbers with other answer draws and policy randomness."""
-    world = _World(n, outcome_seed=OUTCOME_SEED + 100 * seed)
+    world = _World(n, outcome_seed=OUTCOME_SEED + 100 * seed, fleet=fleet)
     policies = _policies(world.true_quality())
     learning = _simulate(world, policies["learning"], seed=POLICY_SEED + seed)
     best = _simulate(world, policies["always_best"], seed=POLICY_SEED + seed)
@@ -379,9 +401,19 @@ def _spread(values: Sequence[float | None]) -> dict[str, float | None]:
 
 
 def run(*, quick: bool) -> dict[str, Any]:
+    """Both fleets: the independent fleet's keys stay at the top level (what readers of the
+    one-fleet result expect) and both fleets' results are under ``fleets``."""
+    started = time.perf_counter()
+    fleets = {fleet.name: run_fleet(fleet, quick=quick) for fleet in (INDEPENDENT, realistic_fleet())}
+    result = {**fleets["independent"], "fleets": fleets}
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def run_fleet(fleet: BenchFleet, *, quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
     n = TASKS_QUICK if quick else TASKS_FULL
-    world = _World(n)
+    world = _World(n, fleet=fleet)
     true_quality = world.true_quality()
     runs = {name: _simulate(world, policy, seed=POLICY_SEED) for name, policy in _policies(true_quality).items()}
     drift_run = _simulate(world, ThompsonPolicy(), seed=POLICY_SEED, drift_at=n // 2)
@@ -389,8 +421,9 @@ def run(*, quick: bool) -> dict[str, Any]:
     quality_ratio, cost_ratio = _ratios(runs["learning"], runs["always_best"])
     quality_ratio_2, cost_ratio_2 = _ratios(runs["learning"], runs["always_best"], slice(n // 2, n))
     drift = _drift(drift_run)
-    repeats = [_repeat(n, seed) for seed in REPEAT_SEEDS]
+    repeats = [_repeat(n, seed, fleet) for seed in REPEAT_SEEDS]
     result: dict[str, Any] = {
+        "fleet_name": fleet.name,
         "tasks": n,
         "categories": _category_mix(world),
         "classifier_accuracy": round(float(np.mean([t.category == t.true_category for t in world.tasks])), 4),
@@ -403,7 +436,7 @@ def run(*, quick: bool) -> dict[str, Any]:
                 "latency_median_ms": spec.simulated.latency_median_ms if spec.simulated else None,
                 "overall_quality": round(true_quality[m], 4),
             }
-            for m, spec in FLEET.items()
+            for m, spec in zip(fleet.ids, fleet.specs, strict=True)
         },
         "discount": DISCOUNT,
         "policies": summaries,
@@ -437,20 +470,40 @@ def _category_mix(world: _World) -> dict[str, float]:
 
 
 def render(result: Mapping[str, Any]) -> str:
+    """Both fleets' policies side by side, then each fleet's details."""
+    fleets = result["fleets"]
+    names = list(fleets)
+    lines = [f"routing on two simulated fleets: {', '.join(names)} ({result['seconds']:.1f} s)", "",
+             f"{'policy':<12}" + "".join(f"{name + ' quality':>22} {'USD/task':>10} {'vs best q/cost':>16}"
+                                         for name in names)]
+    for policy in fleets[names[0]]["policies"]:
+        cells = ""
+        for f in fleets.values():
+            row, best = f["policies"][policy], f["policies"]["always_best"]
+            cells += (f"{row['quality']:>22.3f} {row['cost_usd'] / f['tasks']:>10.7f} "
+                      f"{row['quality'] / best['quality']:>7.1%}/{row['cost_micros'] / best['cost_micros']:>7.1%}")
+        lines.append(f"{policy:<12}{cells}")
+    for fleet in fleets.values():
+        lines += ["", _render_fleet(fleet)]
+    return "\n".join(lines)
+
+
+def _render_fleet(result: Mapping[str, Any]) -> str:
     models = list(result["fleet"])
     short = {m: m.removeprefix("sim-") for m in models}
     mix = ", ".join(f"{c} {share:.0%}" for c, share in result["categories"].items())
     lines = [
-        f"routing on a simulated fleet: {result['tasks']} tasks ({mix}), {len(models)} models, "
+        f"routing on fleet {result.get('fleet_name', 'independent')}: {result['tasks']} tasks ({mix}), {len(models)} models, "
         f"classifier agrees with the task set on {result['classifier_accuracy']:.1%}",
         "",
-        f"{'model':<14} {'in/out USD/Mtok':>16} {'factual':>8} {'math':>6} {'extract':>8} {'overall':>8} {'p50 ms':>7}",
+        f"{'model':<30} {'in/out USD/Mtok':>16} {'factual':>8} {'math':>6} {'extract':>8} {'overall':>8} {'p50 ms':>7}",
     ]
     for m, row in result["fleet"].items():
         acc = row["accuracy_by_category"]
         lines.append(
-            f"{m:<14} {row['input_usd_per_mtok']:>7.2f}/{row['output_usd_per_mtok']:<8.2f} "
-            f"{acc.get('factual', 0):>8.2f} {acc.get('math', 0):>6.2f} {acc.get('extraction', 0):>8.2f} "
+            f"{m:<30} {row['input_usd_per_mtok']:>7.2f}/{row['output_usd_per_mtok']:<8.2f} "
+            f"{acc.get('factual', row['overall_quality']):>8.2f} {acc.get('math', row['overall_quality']):>6.2f} "
+            f"{acc.get('extraction', row['overall_quality']):>8.2f} "
             f"{row['overall_quality']:>8.3f} {row['latency_median_ms']:>7.0f}"
         )
     best = result["policies"]["always_best"]

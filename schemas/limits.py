@@ -143,6 +143,16 @@ MAX_MODELS = 64
 MAX_TOOLS = 64
 """Tools a task's models may call: more than any tool registry we ship."""
 
+MAX_SAMPLES = 16
+"""Self-consistency samples per model: the gains reported for it flatten out well before
+(Wang et al. 2022, GSM8K: most of the gain by 10-20 paths), and each sample is a paid call."""
+
+MAX_STOP = 16
+"""Stop sequences of a task: OpenAI takes 4, Anthropic more; a few dozen bytes each."""
+
+MAX_STOP_BYTES = 256
+"""One stop sequence."""
+
 MAX_HOPS = 256
 """A workflow hop trail: the DSL's default ``max_hops`` is 32; a workflow declaring more
 than 255 ends with a validation error at hop 256, so keep ``max_hops`` below."""
@@ -152,6 +162,20 @@ MAX_METADATA_ENTRIES = 64
 
 MAX_METADATA_BYTES = 16 * KiB
 """``metadata``'s keys and values together."""
+
+MAX_MESSAGES = 256
+"""Turns of a chat (``messages``): a long agent conversation with tool turns is a few dozen;
+past this a caller should summarise, as models' context windows would make it anyway."""
+
+MAX_CHAT_BYTES = MAX_PROMPT_BYTES
+"""A chat task's text: ``prompt`` (its last user turn, for readers that know only prompts),
+every turn's content, tool calls and ids, and the caller's tool definitions, together. One
+budget with the prompt's, so a chat task takes no more of a record than a prompt task."""
+
+CHAT_FIELDS = ("messages", "client_tools")
+"""A TaskRequest's lists of records, bounded together by :data:`MAX_CHAT_BYTES` (and
+``messages`` by :data:`MAX_MESSAGES`, ``client_tools`` by :data:`MAX_TOOLS` items) rather
+than per item."""
 
 @dataclass(frozen=True)
 class Limit:
@@ -178,6 +202,8 @@ TASK_TEXT_LIMITS: dict[str, Limit] = {
     "workflow": _limit("MAX_NAME_BYTES"),
     "parent_task_id": _limit("MAX_ID_BYTES"),
     "tool_policy": _limit("MAX_NAME_BYTES"),
+    "reply_to": _limit("MAX_NAME_BYTES"),
+    "judge": _limit("MAX_NAME_BYTES"),
 }
 """A TaskRequest's text fields and their limits in UTF-8 bytes (``answer_type`` and
 ``mode`` are closed sets)."""
@@ -187,6 +213,7 @@ TASK_LIST_LIMITS: dict[str, tuple[Limit, Limit]] = {
     "models": (_limit("MAX_MODELS"), _limit("MAX_NAME_BYTES")),
     "hops": (_limit("MAX_HOPS"), _limit("MAX_NAME_BYTES")),
     "tools": (_limit("MAX_TOOLS"), _limit("MAX_NAME_BYTES")),
+    "stop": (_limit("MAX_STOP"), _limit("MAX_STOP_BYTES")),
 }
 """A TaskRequest's lists: (most items, most UTF-8 bytes per item)."""
 
@@ -258,6 +285,22 @@ def _problem(values: Mapping[str, Any], text: Mapping[str, Limit],
             return problem
     metadata = values.get("metadata")
     return _metadata_problem(metadata) if metadata else None
+
+
+def chat_size_check(prompt: str, messages: Any, client_tools: Any) -> None:
+    """Raise ``ValueError`` when a chat task's text (:data:`MAX_CHAT_BYTES`) is over its budget;
+    ``messages`` and ``client_tools`` are the records of ``schemas/models.py`` (duck-typed here,
+    which imports nothing from there)."""
+    size = utf8_size(prompt)
+    for message in messages:
+        size += utf8_size(message.content) + utf8_size(message.role) + utf8_size(message.tool_call_id or "")
+        for call in message.tool_calls:
+            size += utf8_size(call.id) + utf8_size(call.name) + utf8_size(call.arguments)
+    for tool in client_tools:
+        size += utf8_size(tool.name) + utf8_size(tool.description) + utf8_size(tool.parameters)
+    if size > MAX_CHAT_BYTES:
+        raise ValueError(_over("messages", size, _limit("MAX_CHAT_BYTES"),
+                               "bytes in UTF-8 (prompt, messages and client_tools together)"))
 
 
 SizeCheck = Callable[[Mapping[str, Any]], None]

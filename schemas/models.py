@@ -16,11 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .limits import (
     INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
     MAX_DEADLINE_MS,
     MAX_HOPS,
     MAX_LABELS,
+    MAX_MESSAGES,
     MAX_METADATA_ENTRIES,
     MAX_MODELS,
+    MAX_SAMPLES,
+    MAX_STOP,
     MAX_TIME_MS,
     MAX_TIMEOUT_MS,
     MAX_TOOLS,
@@ -29,11 +34,15 @@ from .limits import (
     MODEL_REQUEST_TEXT_LIMITS,
     TASK_LIST_LIMITS,
     TASK_TEXT_LIMITS,
+    chat_size_check,
     size_check,
 )
 
 AnswerType = Literal["label", "number", "json", "text"]
 Mode = Literal["consensus", "single", "chain", "select"]
+StepRole = Literal["candidate", "judge", "fuse"]
+"""What a model call is for: a candidate answers the task; a judge picks one of the candidates; a
+fuser writes the answer from them (agents/consensus/judging.py)."""
 ResultStatus = Literal["ok", "low_consensus", "partial", "timeout", "failed", "budget_exceeded", "cycle_detected",
                        "tool_loop", "max_turns", "max_tool_calls", "rejected"]
 
@@ -55,6 +64,38 @@ class Record(BaseModel):
 
 _task_sizes = size_check(TASK_TEXT_LIMITS, TASK_LIST_LIMITS)
 _model_request_sizes = size_check(MODEL_REQUEST_TEXT_LIMITS, MODEL_REQUEST_LIST_LIMITS)
+
+
+class ChatToolCall(Record):
+    """A tool call an assistant turn of a chat made (OpenAI ``tool_calls``, Anthropic ``tool_use``)."""
+
+    avro_name: ClassVar[str] = "swarmstream.ChatToolCall"
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ChatMessage(Record):
+    """One turn of a chat, in a shape both protocols render without loss: a ``tool`` turn
+    answers the call ``tool_call_id`` names; an ``assistant`` turn may carry calls."""
+
+    avro_name: ClassVar[str] = "swarmstream.ChatMessage"
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ChatToolCall] = []
+    tool_call_id: str | None = None
+
+
+class ClientTool(Record):
+    """A tool the caller runs itself: offered to the models as it is, never run here."""
+
+    avro_name: ClassVar[str] = "swarmstream.ClientTool"
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    parameters: str = "{}"
 
 
 class TaskRequest(Record):
@@ -91,6 +132,18 @@ class TaskRequest(Record):
     tool_policy: str | None = None
     max_turns: int = Field(default=0, ge=0, le=64)
     max_tool_calls: int = Field(default=0, ge=0, le=1024)
+    # Self-consistency and sampling (agents/consensus/samples.py): sent to providers as they are.
+    samples: int = Field(default=1, ge=1, le=MAX_SAMPLES)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX - MAX_SAMPLES)  # sample k sends seed + k
+    stop: list[str] = Field(default=[], max_length=MAX_STOP)
+    judge: str | None = None
+    max_cost_micros: int = Field(default=0, ge=0, le=INT64_MAX)
+    # The whole chat and the caller's own tools (the gateway, streams/gateway/): sent as they are.
+    messages: list[ChatMessage] = Field(default=[], max_length=MAX_MESSAGES)
+    client_tools: list[ClientTool] = Field(default=[], max_length=MAX_TOOLS)
+    reply_to: str | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -102,6 +155,8 @@ class TaskRequest(Record):
     @model_validator(mode="after")
     def _within_limits(self) -> Self:
         _task_sizes(self.__dict__)
+        if self.messages or self.client_tools:
+            chat_size_check(self.prompt, self.messages, self.client_tools)
         return self
 
 
@@ -117,6 +172,8 @@ class ModelRequest(Record):
     probe: bool = False
     turn: int = Field(default=0, ge=0, le=INT32_MAX)
     conversation: str | None = None
+    sample: int = Field(default=0, ge=0, le=MAX_SAMPLES)
+    role: StepRole = "candidate"
 
     @model_validator(mode="after")
     def _within_limits(self) -> Self:
@@ -140,6 +197,8 @@ class StepContext(Record):
     expected_models: list[str] = []
     tenant: str = "default"
     category: str | None = None
+    sample: int = 0
+    role: str = "candidate"
 
     @classmethod
     def of(cls, request: ModelRequest) -> StepContext:
@@ -156,6 +215,8 @@ class StepContext(Record):
             expected_models=request.expected_models,
             tenant=task.tenant,
             category=task.category,
+            sample=request.sample,
+            role=request.role,
         )
 
 
@@ -198,6 +259,7 @@ class CastVote(Record):
     answer: str
     weight: float = 1.0
     latency_ms: int = 0
+    sample: int = 0
 
 
 class Attempt(Record):
@@ -250,6 +312,15 @@ class TaskResult(Record):
     reason: str = ""
     path: list[str] = []
     steps: list[StepOutput] = []
+    judged_by: str | None = None
+    judge_pick: int | None = None
+    judge_rationale: str = ""
+    judge_calls: int = 0
+    judge_cost_micros: int = 0
+    shuffle_seed: int | None = None
+    embedder: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class ReviewItem(Record):
@@ -400,6 +471,27 @@ class Approval(Record):
     at_ms: int
 
 
+ReviewAction = Literal["accept", "candidate", "answer"]
+
+
+class ReviewDecision(Record):
+    """A person's decision on a review item (the console): its own event, so every reviewer's
+    queue is folded from the same log and an item resolved by one is gone for all."""
+
+    avro_name: ClassVar[str] = "swarmstream.ReviewDecision"
+
+    task_id: str
+    created_ms: int
+    action: ReviewAction
+    answer: str
+    model_id: str | None = None
+    consensus: str | None = None
+    correct_models: list[str] = []
+    reviewer: str = ""
+    note: str = ""
+    decided_ms: int
+
+
 RECORDS: tuple[type[Record], ...] = (
     TaskRequest,
     ModelRequest,
@@ -417,5 +509,6 @@ RECORDS: tuple[type[Record], ...] = (
     ToolResult,
     AuditEvent,
     Approval,
+    ReviewDecision,
 )
 """Top-level event types, each with its own ``.avsc`` file."""

@@ -8,7 +8,11 @@ Everything here except ``agent.py`` is pure (no Faust, no I/O):
 - ``confidence``: the one confidence formula;
 - ``clustering``: local hashed n-gram embeddings and similarity clustering (numpy);
 - ``stopping``: when to stop asking more models (Adaptive-Consistency);
-- ``diversity``: which models, and how many, to ask.
+- ``diversity``: which models, and how many, to ask;
+- ``slots``: a task's step keys (a model's sample, a judge's call);
+- ``judging`` and ``judge_phase``: judge / fuse / vote_then_judge, the second phase of a task;
+- ``embeddings``: meaning-aware embeddings for clustering, fetched per task and cached
+  (``local_embedder``: the optional local one).
 """
 
 from .confidence import confidence

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from swarmstream.agents.consensus.agent import Reliability
 from swarmstream.agents.consensus.join import open_task
+from swarmstream.agents.consensus.slots import parse_slot
 from swarmstream.agents.dispatch.intake import InvalidTask, Plan, plan_task, same_task
 from swarmstream.agents.dispatch.shedding import Action, Admission
 from swarmstream.agents.fallback.agent import ChainRunner
@@ -116,11 +117,12 @@ class Dispatcher:
             self._store.set(task.task_id, task.created_ms, state)
         elif state["done"]:
             return  # a redelivered task that already has its result
-        for model in state["asked"]:
-            if model not in state["answers"] and model not in state["failures"]:
-                await self._emit(self._model_topic(model), task.task_id,
-                                 ModelRequest(task=task, model_id=model, deadline_ms=state["deadline_ms"],
-                                              expected_models=state["asked"]))
+        for key in state["asked"]:
+            if key not in state["answers"] and key not in state["failures"]:
+                slot = parse_slot(key)  # a model's sample k > 0 is its own step (consensus/slots.py)
+                await self._emit(self._model_topic(slot.model_id), task.task_id,
+                                 ModelRequest(task=task, model_id=slot.model_id, sample=slot.sample,
+                                              deadline_ms=state["deadline_ms"], expected_models=state["asked"]))
 
     def _fresh_or_same(self, task: TaskRequest) -> bool:
         """Whether the task is new here, or a redelivery of the task its id already names (then
@@ -134,7 +136,8 @@ class Dispatcher:
         model called). Only new tasks come here: a redelivered one has its state already."""
         if self._shedding is None:
             return False
-        decision = self._shedding(task, plan.ask, partition)
+        models = list(dict.fromkeys(parse_slot(key).model_id for key in plan.ask))  # a model's samples: one backlog
+        decision = self._shedding(task, models, partition)
         if decision.action is Action.SLOW:
             await asyncio.sleep(decision.delay_ms / 1000)
         elif decision.action is Action.REJECT and self._finisher is not None:

@@ -13,6 +13,11 @@ Which models:
   task's complexity asks for within its bounds;
 - otherwise the catalog's default consensus set.
 
+With ``samples`` > 1 every model is asked that many times (self-consistency): the plan's
+``order`` and ``ask`` are candidate slots (``consensus/slots.py``), round by round (every model's
+first sample, then the second ...); diversity picks choose models first, so a model's samples never
+pass for other families, and an early-stop batch asks other models before a model's next sample.
+
 With ``early_stop`` the plan asks only the first batch now
 (:func:`consensus.sequential.plan_next`); the consensus agent asks the rest
 if the vote is not yet settled.
@@ -27,6 +32,7 @@ from typing import Any
 import orjson
 from swarmstream.agents.consensus.diversity import models_for_complexity, pick_models
 from swarmstream.agents.consensus.sequential import plan_next
+from swarmstream.agents.consensus.slots import candidate_slots
 from swarmstream.agents.taskstate import task_digest
 from swarmstream.schemas.models import TaskRequest
 
@@ -55,7 +61,11 @@ def plan_task(
     reliability: Callable[[], Mapping[str, float]] = dict,
 ) -> Plan:
     """``reliability`` is asked only when the models are picked for diversity."""
-    order = choose_models(task, families=families, default_models=default_models, reliability=reliability)
+    if task.samples > 1 and task.tools:
+        raise InvalidTask("samples > 1 with tools is not supported: a tool turn's calls are shared by model, and "
+                          "the samples of one model would wait on each other; send samples: 1 or no tools")
+    models = choose_models(task, families=families, default_models=default_models, reliability=reliability)
+    order = candidate_slots(models, task.samples)
     if task.answer_type == "json" and task.json_schema is not None:
         try:
             orjson.loads(task.json_schema)

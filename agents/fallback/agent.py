@@ -109,7 +109,9 @@ class ChainRunner:
             **self._sizes(task),
         }
         if isinstance(outcome, ModelResponse):
-            state = {**state, "cost_micros": state["cost_micros"] + outcome.cost_micros}
+            state = {**state, "cost_micros": state["cost_micros"] + outcome.cost_micros,
+                     "input_tokens": state.get("input_tokens", 0) + outcome.input_tokens,
+                     "output_tokens": state.get("output_tokens", 0) + outcome.output_tokens}
             reason = planner.quality_ok(outcome.text, chain.link(step.model_id).quality)
             if reason is None:
                 await self._succeed(state, planner.on_success(progress, latency_ms=outcome.latency_ms), outcome,
@@ -200,6 +202,8 @@ class ChainRunner:
             attempts=planner.to_attempt_records(progress),
             models_asked=len({a.model for a in progress.attempts}),
             cost_micros=state["cost_micros"],
+            input_tokens=state.get("input_tokens", 0),
+            output_tokens=state.get("output_tokens", 0),
             created_ms=task["created_ms"],
             completed_ms=self._clock(),
             reason=reason,

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from swarmstream.agents.models import client_tools
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.parsing import parse_answer
 from swarmstream.agents.models.providers.base import ChatRequest, ChatResponse, Provider
@@ -31,6 +32,7 @@ from swarmstream.schemas.models import (
     ModelRequest,
     ModelResponse,
     StepContext,
+    TaskRequest,
     ToolCall,
     now_ms,
 )
@@ -81,7 +83,7 @@ class ModelCaller:
         self._calls = calls_topic
         self._tools = tools
         self._counted = outcome_counted
-        self._calling: dict[tuple[str, str, int, int], asyncio.Future[None]] = {}
+        self._calling: dict[tuple[str, str, int, int, int, str], asyncio.Future[None]] = {}
 
     async def handle(self, message: InputMessage) -> None:
         request = await self._dead.decode(message, ModelRequest)
@@ -89,7 +91,7 @@ class ModelCaller:
             return
         if self._counted is not None and self._counted(request):
             return  # redelivered after a crash: the task state already has this step's outcome
-        step = (request.task.task_id, request.model_id, request.attempt, request.turn)
+        step = (request.task.task_id, request.model_id, request.attempt, request.turn, request.sample, request.role)
         running = self._calling.get(step)
         if running is not None:
             # The same request read again (a re-read after a rebalance) while its call runs:
@@ -146,12 +148,18 @@ class ModelCaller:
                 reply = await self._provider.complete(
                     ChatRequest(
                         prompt=task.prompt, system=task.system, max_tokens=task.max_tokens, deadline_ms=request.deadline_ms,
-                        tools=offered, conversation=conversation.messages,
+                        tools=offered + client_tools.offered(task.client_tools), conversation=conversation.messages,
+                        messages=tuple(task.messages), temperature=task.temperature, top_p=task.top_p,
+                        seed=None if task.seed is None else task.seed + request.sample, stop=tuple(task.stop),
                     )
                 )
-            if tools is not None and reply.tool_calls:
+            if task.client_tools and reply.tool_calls and _all_client_calls(task, reply):
+                # the caller runs these: the calls are the answer (agents/models/client_tools.py)
+                answer = client_tools.answer_of([(c.name, c.arguments) for c in reply.tool_calls])
+            elif tools is not None and reply.tool_calls:
                 return self._tool_turn(request, step, reply, started)
-            answer = parse_answer(reply.text, task.answer_type, labels=task.labels, json_schema=task.json_schema)
+            else:
+                answer = parse_answer(reply.text, task.answer_type, labels=task.labels, json_schema=task.json_schema)
         except ProviderError as exc:
             return _failure(step, exc, started)
         except TimeoutError:
@@ -189,6 +197,12 @@ class ModelCaller:
         )
         return ToolStop(failure, turn_record(request, reply.latency_ms, reply.cost_micros, reply.input_tokens,
                                              reply.output_tokens))
+
+
+def _all_client_calls(task: TaskRequest, reply: ChatResponse) -> bool:
+    """Whether every call of the reply is of a tool the caller runs (then the caller gets them)."""
+    names = {tool.name for tool in task.client_tools}
+    return all(call.name in names for call in reply.tool_calls)
 
 
 def _failure(step: StepContext, exc: ProviderError, started: float) -> Failure:

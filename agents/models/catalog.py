@@ -43,6 +43,28 @@ SIM_OUTCOMES: frozenset[str] = frozenset({"ok", *FailureClass})
 """What a simulated model's ``script`` may list: a success or one failure class."""
 
 
+class CorrelatedErrorsProfile(BaseModel):
+    """Targets for the correlated-error model (``agents/models/simulated/correlated.py``): a
+    simulated model that has one errs like real models, alike with every other such model of
+    the fleet, and the fleet fits its latent parameters to these numbers.
+
+    ``both_correct`` and ``both_wrong_agreement`` map another model's id to the pair's share of
+    prompts both answer right, and the chance that they give the same wrong answer when both
+    are wrong (a pair may be stated on either model, once). ``confidence_auroc``: how well the
+    model's confidence tells its right answers from its wrong ones; ``overconfidence``: logit
+    shift of the reported confidence (> 0: overconfident, wrong answers included);
+    ``sample_correlation``: how alike two samples at temperature 1 are (latent correlation).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    both_correct: dict[str, float] = {}
+    both_wrong_agreement: dict[str, float] = {}
+    confidence_auroc: float = Field(default=0.75, ge=0.5, le=1)
+    overconfidence: float = Field(default=0.0, ge=-5, le=5)
+    sample_correlation: float = Field(default=0.8, ge=0, le=1)
+
+
 class SimProfile(BaseModel):
     """How the simulated fleet (agents/models/simulated) behaves when serving this model.
 
@@ -63,6 +85,7 @@ class SimProfile(BaseModel):
     failures: dict[str, float] = {}
     script: list[str] = []
     accuracy_by_category: dict[str, float] = {}
+    correlated: CorrelatedErrorsProfile | None = None  # err like real models (the class above)
 
     @field_validator("accuracy_by_category")
     @classmethod

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from swarmstream.agents.fallback.planner import ChainProgress
+from swarmstream.schemas.models import ModelRequest
 
 
 def outcome_counted(state: Mapping[str, Any] | None, model_id: str, attempt: int) -> bool:
@@ -28,3 +29,22 @@ def outcome_counted(state: Mapping[str, Any] | None, model_id: str, attempt: int
     if "chain" in state:
         return not ChainProgress.from_dict(state["chain"]).is_awaiting(model_id, attempt)
     return model_id in state.get("answers", {}) or model_id in state.get("failures", {})
+
+
+def request_counted(state: Mapping[str, Any] | None, request: ModelRequest) -> bool:
+    """:func:`outcome_counted` for the request's own step: a consensus task keys a model's samples
+    and its judge calls by slot (``agents/consensus/slots.py``: ``<model>#<k>``, ``<model>#judge``), so
+    a model's second sample, or its judge call, is not taken for its first answer."""
+    if request.sample == 0 and request.role == "candidate":
+        return outcome_counted(state, request.model_id, request.attempt)
+    if state is None:
+        return False
+    if state.get("done"):
+        return True
+    if request.role != "candidate":
+        judge = state.get("judge") or {}
+        if judge.get("done") or judge.get("role") != request.role:
+            return True
+        return judge["index"] >= len(judge["links"]) or judge["links"][judge["index"]] != request.model_id
+    slot = f"{request.model_id}#{request.sample}"
+    return slot in state.get("answers", {}) or slot in state.get("failures", {})

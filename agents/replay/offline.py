@@ -75,9 +75,12 @@ from typing import Any, Literal
 from swarmstream.agents.consensus.join import (
     LABEL_MIN_CONFIDENCE,
     LABEL_MIN_VOTES,
+    support_of,
     votes_of,
 )
+from swarmstream.agents.consensus.judging import JUDGE_STRATEGIES
 from swarmstream.agents.consensus.sequential import plan_next
+from swarmstream.agents.consensus.slots import parse_slot
 from swarmstream.agents.consensus.strategies import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -85,6 +88,7 @@ from swarmstream.agents.consensus.strategies import (
     aggregate,
 )
 from swarmstream.agents.consensus.votes import Decision, normalise_answer
+from swarmstream.agents.replay.judged import replay_judged, split_outcomes
 from swarmstream.agents.replay.recording import Recording
 from swarmstream.agents.selection.posterior import UNIFORM_PRIOR
 from swarmstream.agents.stats.book import ALL, QUALITY_DISCOUNT
@@ -135,10 +139,19 @@ class ReplayTask:
     label: str | None
     live: TaskResult | None
     wrong: frozenset[str] = frozenset()  # answers known to be wrong (negative feedback: labels.py)
+    judges: Answers = field(default_factory=dict)  # the judge phase's recorded answers, by slot (judged.py)
+    judge_failures: tuple[str, ...] = ()  # the judge phase's failed slots
+    seed: int | None = None  # the task's own seed (the judge's shuffle seed when the live result has none)
 
     @property
     def own_strategy(self) -> str:
         return self.strategy or DEFAULT_STRATEGY.get(self.answer_type, "majority")
+
+    @property
+    def vote_strategy(self) -> str:
+        """The strategy that votes: a judge strategy votes with its answer type's default first."""
+        own = self.own_strategy
+        return DEFAULT_STRATEGY.get(self.answer_type, "majority") if own in JUDGE_STRATEGIES else own
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +254,9 @@ def replay_tasks(recording: Recording) -> list[ReplayTask]:
         if mode != "consensus":
             continue
         answers, failed = _outcomes(recording, task_id)
+        answers, judges = split_outcomes(answers)
+        judge_failed = [m for m in failed if parse_slot(m).role != "candidate"]
+        failed = {m: f for m, f in failed.items() if m not in judge_failed}
         if task is not None and task.models:
             order = list(dict.fromkeys(task.models))  # as intake orders them
         else:
@@ -262,6 +278,9 @@ def replay_tasks(recording: Recording) -> list[ReplayTask]:
                 label=recording.labels.get(task_id),
                 live=recording.results.get(task_id),
                 wrong=frozenset(recording.wrong_answers.get(task_id, ())),
+                judges=judges,
+                judge_failures=tuple(judge_failed),
+                seed=task.seed if task is not None else None,
             )
         )
     out.sort(key=lambda t: (t.created_ms, t.task_id))
@@ -359,15 +378,18 @@ class ReplaySet:
             live = task.live
             if live is not None and live.votes:
                 self.weights[task.task_id] = {v.model_id: v.weight for v in live.votes}
-                fold.teach(task.category, live.answer, live.confidence, ((v.model_id, v.answer) for v in live.votes))
+                fold.teach(task.category, live.answer, live.confidence,  # a model's samples: one label, as live
+                           ((v.model_id, v.answer) for v in live.votes if v.sample == 0))
                 continue
             self.weights[task.task_id] = fold.reliability(sorted(task.answers), task.category)
             decision = self._full(task, task.own_strategy)
             fold.teach(task.category, decision.answer, decision.confidence,
-                       ((m, a["answer"]) for m, a in sorted(task.answers.items())))
+                       ((m, a["answer"]) for m, a in sorted(task.answers.items()) if parse_slot(m).sample == 0))
 
     def _full(self, task: ReplayTask, strategy: str) -> Decision:
         """``strategy`` over all of the task's answers, the votes built as the live join builds them."""
+        if strategy in JUDGE_STRATEGIES:
+            strategy = task.vote_strategy
         key = (task.task_id, strategy)
         decision = self._cache.get(key)
         if decision is None:
@@ -379,6 +401,8 @@ class ReplaySet:
         """``task`` decided again by ``strategy`` (a registered name, ``default`` or ``early_stop``)."""
         if strategy == EARLY_STOP:
             return self._early_stop(task)
+        if (task.own_strategy if strategy == DEFAULT else strategy) in JUDGE_STRATEGIES:
+            return self._judged(task, task.own_strategy if strategy == DEFAULT else strategy)
         decision = self._full(task, task.own_strategy if strategy == DEFAULT else strategy)
         return Replayed(
             answer=decision.answer,
@@ -389,6 +413,25 @@ class ReplaySet:
             correct=_correct(task, decision.answer),
         )
 
+    def _judged(self, task: ReplayTask, strategy: str) -> Replayed:
+        """A judge strategy from the task's recorded verdicts (``judged.py``), no model called."""
+        vote = self._full(task, strategy)
+        live_seed = task.live.shuffle_seed if task.live is not None else None
+        judged = replay_judged(strategy, vote, task.answers, task.judges, task.judge_failures, task_id=task.task_id,
+                               seed=live_seed if live_seed is not None else task.seed)
+        agreement, confidence = vote.agreement, vote.confidence  # the vote stood, or a fuser wrote the answer
+        if judged.used_judge and strategy != "fuse" and judged.answer is not None:  # as join.judged scores a pick
+            agreement, confidence = support_of(votes_of({"answers": task.answers}, self.weights.get(task.task_id, {})),
+                                               judged.answer)
+        return Replayed(
+            answer=judged.answer,
+            confidence=confidence,
+            agreement=agreement,
+            cost_micros=sum(a["cost_micros"] for a in task.answers.values()) + judged.judge_cost_micros,
+            calls=len(task.answers) + len(task.failures) + judged.judge_calls,
+            correct=_correct(task, judged.answer),
+        )
+
     def _early_stop(self, task: ReplayTask) -> Replayed:
         asked, unknown = early_stop_plan(task, threshold=self.stop_threshold)
         used = [m for m in asked if m in task.answers]
@@ -397,7 +440,7 @@ class ReplaySet:
         else:
             subset = {m: task.answers[m] for m in used}
             votes = votes_of({"answers": subset}, self.weights.get(task.task_id, {}))
-            decision = _aggregate(task, votes, task.own_strategy)
+            decision = _aggregate(task, votes, task.vote_strategy)  # a judge strategy's task: its vote
         return Replayed(
             answer=decision.answer,
             confidence=decision.confidence,
@@ -568,13 +611,15 @@ def expected_calibration_error(
 
 
 def known_strategies() -> list[str]:
-    return [DEFAULT, *STRATEGIES, EARLY_STOP]
+    return [DEFAULT, *STRATEGIES, EARLY_STOP, *JUDGE_STRATEGIES]
 
 
 def default_strategies(tasks: Iterable[ReplayTask]) -> list[str]:
     """``default``, every registered strategy that applies to at least one task, ``early_stop``."""
+    tasks = list(tasks)
     types = {t.answer_type for t in tasks}
-    return [DEFAULT, *(s for s in STRATEGIES if any(applies(s, a) for a in types)), EARLY_STOP]
+    judged = [*JUDGE_STRATEGIES] if any(t.judges for t in tasks) else []  # only a recording with verdicts
+    return [DEFAULT, *(s for s in STRATEGIES if any(applies(s, a) for a in types)), EARLY_STOP, *judged]
 
 
 def report(strategy: str, decisions: Mapping[str, Replayed]) -> StrategyReport:

@@ -54,6 +54,7 @@ from typing import IO, Any, Self
 
 import orjson
 from pydantic import ValidationError
+from swarmstream.agents.consensus.slots import Slot
 from swarmstream.agents.replay import container
 from swarmstream.schemas.models import (
     Failure,
@@ -127,13 +128,16 @@ class Outcome:
 
     @classmethod
     def of(cls, record: ModelResponse | Failure) -> Outcome:
+        """``model_id`` is the step's slot (``consensus/slots.py``): a model's sample k is
+        ``<model>#<k>``, a judge's call ``<model>#judge``, as the live state keys them."""
         step = record.step
         expected = tuple(step.expected_models)
+        model = Slot(step.model_id, step.sample, step.role).key
         if isinstance(record, ModelResponse):
-            return cls(step.task_id, step.model_id, True, record.answer, record.confidence, record.latency_ms,
+            return cls(step.task_id, model, True, record.answer, record.confidence, record.latency_ms,
                        record.cost_micros, record.responded_ms, None, True, step.attempt, step.mode,
                        step.answer_type, step.strategy, step.category, step.created_ms, expected)
-        return cls(step.task_id, step.model_id, False, None, None, record.latency_ms, 0, record.failed_ms,
+        return cls(step.task_id, model, False, None, None, record.latency_ms, 0, record.failed_ms,
                    record.failure_class, record.final, step.attempt, step.mode, step.answer_type, step.strategy,
                    step.category, step.created_ms, expected)
 
@@ -144,12 +148,13 @@ class Outcome:
         recording) is skipped; the values are the ones :meth:`of` would keep."""
         step = fields["step"]
         expected = tuple(step["expected_models"])
+        model = Slot(step["model_id"], step.get("sample", 0), step.get("role", "candidate")).key
         if ok:
-            return cls(step["task_id"], step["model_id"], True, fields["answer"], fields["confidence"],
+            return cls(step["task_id"], model, True, fields["answer"], fields["confidence"],
                        fields["latency_ms"], fields["cost_micros"], fields["responded_ms"], None, True,
                        step["attempt"], step["mode"], step["answer_type"], step["strategy"], step["category"],
                        step["created_ms"], expected)
-        return cls(step["task_id"], step["model_id"], False, None, None, fields["latency_ms"], 0, fields["failed_ms"],
+        return cls(step["task_id"], model, False, None, None, fields["latency_ms"], 0, fields["failed_ms"],
                    fields["failure_class"], fields["final"], step["attempt"], step["mode"], step["answer_type"],
                    step["strategy"], step["category"], step["created_ms"], expected)
 

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         0.65, gt=0, le=1, description="Beta stopping rule threshold (bench consensus: 38% fewer calls, no accuracy lost)"
     )
     consensus_window_s: int = Field(3600, gt=0, description="tumbling window of the consensus table")
+    judge: str | None = Field(None, description="judge / fuse / vote_then_judge: the judge model, or a chain whose "
+                              "links are tried in turn, for tasks that name none (agents/consensus/judging.py)")
+    judge_split_below: float = Field(0.75, gt=0, le=1, description="vote_then_judge asks the judge when the vote's "
+                                     "agreement is below this (3 voters: a 2-1 split is judged, a unanimous vote not)")
+    embeddings_model: str | None = Field(None, description="a catalog model with the `embeddings` capability: free-text "
+                                         "clustering by meaning (/v1/embeddings); none: the lexical embedder")
+    embeddings_local: str | None = Field(None, description="a fastembed model name or a directory holding one: "
+                                         "local clustering by meaning (extra [embed]; agents/consensus/local_embedder.py)")
+    embeddings_threshold: float | None = Field(None, gt=0, le=1, description="the cosine at which two answers say "
+                                               "the same in that model's space (none: 0.7, measured on MiniLM)")
     consensus_expires_s: int = Field(
         7200, gt=0, description="how long after its creation a task's state (a finished task's: its ~200-byte done "
         "record) and its tool entries are kept, then deleted with a tombstone: that long a redelivered task is "
@@ -154,6 +164,11 @@ class TopicNames:
         return f"{self.prefix}.review"
 
     @property
+    def review_decisions(self) -> str:
+        """A person's decision on each review item (the console, ``streams/console``)."""
+        return f"{self.prefix}.review-decisions"
+
+    @property
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
@@ -228,6 +243,7 @@ class TopicNames:
             self.selections,
             self.results,
             self.review,
+            self.review_decisions,
             self.dead_letters,
             self.audit,
         ]

@@ -44,7 +44,7 @@ from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.chains import ChainsConfig, ChainsError, load_chains
 from swarmstream.agents.models.agent import ModelCaller
 from swarmstream.agents.models.catalog import Catalog
-from swarmstream.agents.models.dedupe import outcome_counted
+from swarmstream.agents.models.dedupe import request_counted
 from swarmstream.agents.models.providers import build_provider
 from swarmstream.agents.ports import DeadLetters
 from swarmstream.agents.selection.agent import Selector
@@ -62,6 +62,7 @@ from swarmstream.schemas.models import (
 )
 from swarmstream.streams.app.graph import Topology
 from swarmstream.streams.app.homing import homed, task_id_in
+from swarmstream.streams.app.judging import embeddings_for, judging_for
 from swarmstream.streams.app.logs import follow_logs
 from swarmstream.streams.app.security import aiokafka_security
 from swarmstream.streams.app.settings import DEFAULT_CHAINS, Settings
@@ -180,7 +181,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
             dead_letter_topic=names.dead_letters,
             calls_topic=names.calls,
             outcome_counted=(
-                (lambda r: outcome_counted(store.get(r.task.task_id, r.task.created_ms), r.model_id, r.attempt))
+                (lambda r: request_counted(store.get(r.task.task_id, r.task.created_ms), r))
                 if settings.dedupe_model_calls else None
             ),
             tools=turns,
@@ -201,6 +202,8 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
         reliability=book.reliability,
         quality_topic=names.quality,
         chains=chains.handle,
+        judging=judging_for(settings, catalog, chains_config, board),
+        embeddings=embeddings_for(settings, catalog, topo.pool),
     )
     topo.wire("outcomes", [names.responses, names.failures], joiner.handle, 256)
 

@@ -88,6 +88,10 @@ CONTRACTS: dict[str, TopicContract] = {
                                app_receives=True, app_sends=False),
     "audit": TopicContract(("swarmstream.AuditEvent",), TASK_ID, "Every tool call, allowed or not (redacted).",
                            app_receives=False, app_sends=True),
+    "review_decisions": TopicContract(("swarmstream.ReviewDecision",), TASK_ID,
+                                      "A person's decision on a review item (the console writes it, with a "
+                                      "Feedback on the feedback topic); the review queue is what lacks one.",
+                                      app_receives=False, app_sends=False),
     "step_results": TopicContract(("swarmstream.TaskResult",), "the parent workflow task's task_id (UTF-8)",
                                   "Results of a workflow step's child tasks, routed to the workflow's partition.",
                                   app_receives=True, app_sends=True),

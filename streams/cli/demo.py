@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 from swarmstream.agents.models.simulated.taskset import LabelledTask, demo_tasks
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
+from swarmstream.streams.cli.judge_demo import judge_model, judge_stats, judged_request
 from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.app.settings import Settings
 
-MODES = ("consensus", "chain", "select", "workflow", "tools")
+MODES = ("consensus", "chain", "select", "workflow", "tools", "judge")
 
 DEMO_WORKFLOW = "draft-critique-vote"
 """Workflow mode's built-in workflow (agents/workflows/workflows.yaml): a cheap draft, two critiques, a vote."""
@@ -123,14 +124,20 @@ def ready_line(stack: Stack, *, mode: str, tasks: int, embedded: bool) -> str:
 
 
 async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120.0,
-                   record: str | None = None, on_ready: Callable[[str], None] | None = None) -> dict[str, object]:
+                   record: str | None = None, on_ready: Callable[[str], None] | None = None,
+                   fleet: str | None = None) -> dict[str, object]:
     """Run the demo; cancelling it stops everything it started (broker, fleet, workers) before it
-    ends. ``on_ready`` gets :func:`ready_line` once the stack has answered a probe task."""
+    ends. ``on_ready`` gets :func:`ready_line` once the stack has answered a probe task. ``fleet``
+    (a preset name such as ``helm-mmlu``, or a catalog file) replaces the catalog the settings name."""
     settings = unique_settings(Settings())
+    if fleet is not None:
+        from swarmstream.agents.models.simulated.presets import preset_path
+
+        settings = settings.model_copy(update={"models": preset_path(fleet)})
     started = time.monotonic()
     # before anything starts: making 100,000 tasks takes seconds, which would hold the loop (and
     # a SIGTERM) while a broker and a worker run
-    labelled = demo_tasks(tasks) if mode != "tools" else []
+    labelled = demo_tasks(tasks, kinds=("text",)) if mode == "judge" else demo_tasks(tasks) if mode != "tools" else []
     async with running_stack(settings) as stack, collected_results(stack) as received:
         if on_ready is not None:
             on_ready(ready_line(stack, mode=mode, tasks=tasks, embedded=not settings.broker))
@@ -146,9 +153,11 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             items.update(await submit_tool_tasks(stack, tasks))
         else:
             for i, item in enumerate(labelled):
-                request = to_request(item, mode="consensus" if mode == "workflow" else mode)
+                request = to_request(item, mode="consensus" if mode in ("workflow", "judge") else mode)
                 if mode == "workflow":
                     request = request.model_copy(update={"workflow": DEMO_WORKFLOW})
+                if mode == "judge":  # streams/cli/judge_demo.py
+                    request = judged_request(request, i, panel=models, judge=judge_model(stack.catalog, models))
                 items[request.task_id] = item
                 await stack.client.submit(request, wait_ack=False)
                 if i % SUBMIT_YIELD_EVERY == 0:
@@ -182,6 +191,8 @@ async def run_demo(*, tasks: int, mode: str, quiet: bool, timeout_s: float = 120
             summary["model_accuracy"] = {}
         if mode == "tools":
             summary.update(await tool_stats(stack, items, mine))
+        if mode == "judge":
+            summary.update(judge_stats(mine, {t: item.answer for t, item in items.items()}))
         if mode == "select":
             picks: dict[str, int] = {}
             for r in mine.values():
@@ -309,6 +320,12 @@ def render(summary: dict[str, object]) -> str:
         lines.append(f"  denied              {summary['denied']}")
     if "picks" in summary:
         lines.append(f"  picks               {summary['picks']}")
+    if "judge_calls_per_task" in summary:
+        lines.append(f"  judge calls / task  {summary['judge_calls_per_task']} (by {', '.join(summary['judged_by'])}, "  # type: ignore[arg-type]
+                     f"${summary['judge_cost_usd']:.6f})")
+        for name, st in summary["strategies"].items():  # type: ignore[attr-defined]
+            lines.append(f"    {name:<16}  {st['tasks']} tasks, accuracy {st['accuracy']:.3f} "
+                         f"(the candidates' majority: {st['vote_accuracy']:.3f})")
     if "fallbacks" in summary:
         lines.append(f"  fallbacks           {summary['fallbacks']} (answered by a later link)")
         lines.append(f"  failed              {summary['failed']}")

@@ -7,7 +7,8 @@ and disturb none:
 - ``top`` folds ``swarm.calls`` (one CallRecord per model call) into a table
   per model over a sliding window: requests/s, p95 latency, error rate,
   cost per minute, and the breaker state, which it folds from the whole log
-  exactly as every worker does (agents/fallback/board.py).
+  exactly as every worker does (agents/fallback/board.py); the window itself
+  is streams/observe/calls.py, which the console's fleet page shares.
 - ``tail`` prints results from ``swarm.results`` as they arrive, optionally
   only some statuses.
 """
@@ -19,9 +20,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.live import Live
@@ -33,69 +32,12 @@ from swarmstream.schemas.models import CallRecord, TaskResult, now_ms
 from swarmstream.streams.app.security import aiokafka_security
 from swarmstream.streams.app.settings import Settings
 from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.observe.calls import MIN_SPAN_MS, CallWindow, ModelRow
 
-MIN_SPAN_MS = 1000
-"""Rates are taken over the window, or over the time since the first call in it when the log is
-younger than the window; never over less than this, so a single call does not read as 1,000/s."""
-
+__all__ = ["MIN_SPAN_MS", "CallWindow", "ModelRow", "collect_top", "render_top", "run_tail", "run_top"]
 
 TOPIC_WAIT_S = 3.0
 """How long a view waits for its topic to appear (a deployment that is still creating topics)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRow:
-    model: str
-    calls: int
-    requests_per_s: float
-    latency_p95_ms: float | None
-    error_rate: float
-    cost_micros_per_min: float
-    breaker: str
-    failures: dict[str, int] = field(default_factory=dict)
-
-
-class CallWindow:
-    """Every model's calls of the last ``window_s`` seconds, plus breakers from the whole log. Pure."""
-
-    def __init__(self, board: CircuitBoard, *, window_s: float = 60.0) -> None:
-        self.board = board
-        self.window_ms = int(window_s * 1000)
-        self._calls: dict[str, deque[CallRecord]] = {}
-
-    def add(self, record: CallRecord) -> None:
-        self.board.apply(record)
-        self._calls.setdefault(record.model_id, deque()).append(record)
-
-    def rows(self, now: int) -> list[ModelRow]:
-        start = now - self.window_ms
-        states = dict(self.board.states())
-        rows = []
-        for model in sorted({*self._calls, *states}):
-            calls = self._calls.get(model, deque())
-            while calls and calls[0].at_ms < start:
-                calls.popleft()
-            # Each model's records are in log order (keyed by model), which is nearly but not
-            # strictly at_ms order with several writers: filter, do not trust the deque's order.
-            recent = [c for c in calls if start <= c.at_ms <= now]
-            first_ms = min((c.at_ms for c in recent), default=start)
-            span_ms = max(min(self.window_ms, now - first_ms), MIN_SPAN_MS)
-            failures: dict[str, int] = {}
-            for c in recent:
-                if not c.ok:
-                    failures[c.failure_class or "unknown"] = failures.get(c.failure_class or "unknown", 0) + 1
-            latencies = [c.latency_ms for c in recent]
-            rows.append(ModelRow(
-                model=model,
-                calls=len(recent),
-                requests_per_s=len(recent) / (span_ms / 1000),
-                latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else None,
-                error_rate=sum(failures.values()) / len(recent) if recent else 0.0,
-                cost_micros_per_min=sum(c.cost_micros for c in recent) / (span_ms / 60_000),
-                breaker=states.get(model, "closed"),
-                failures=failures,
-            ))
-        return rows
 
 
 BREAKER_STYLE = {"closed": "green", "half_open": "yellow", "open": "bold red"}

@@ -31,10 +31,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.mode not in MODES:
         print(f"swarmstream demo: unknown --mode {args.mode!r} (choose from {', '.join(MODES)})", file=sys.stderr)
         return 2
+    if args.fleet is not None:
+        from swarmstream.agents.models.simulated.presets import preset_path
+
+        try:
+            preset_path(args.fleet)
+        except ValueError as exc:
+            print(f"swarmstream demo: --fleet: {exc}", file=sys.stderr)
+            return 2
 
     async def main(stop: signals.StopSignal) -> int:
         summary = await signals.until_stopped(
-            run_demo(tasks=args.tasks, mode=args.mode, quiet=args.json, record=args.record, on_ready=_status), stop)
+            run_demo(tasks=args.tasks, mode=args.mode, quiet=args.json, record=args.record, on_ready=_status,
+                     fleet=args.fleet), stop)
         if summary is None:  # the broker, fleet and workers it started are stopped by now
             _status(f"swarmstream demo: stopped by {stop.name} before the run finished; no summary")
             return 0
@@ -357,6 +366,33 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return signals.run(main)
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """The OpenAI- and Anthropic-compatible gateway (``streams/gateway/``, settings ``SWARM_GATEWAY_*``)."""
+    from swarmstream.streams.gateway.app import main as gateway_main
+
+    gateway_main()
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    # the one other door the CLI starts (pyproject.toml's import contracts allow this import)
+    from swarmstream.streams.console.app import load_settings, run_console
+
+    loaded = load_settings()
+    if isinstance(loaded, str):
+        print(f"swarmstream console: {loaded}", file=sys.stderr)
+        return 2
+
+    def ready(url: str) -> None:
+        _status(f"swarmstream console on {url} (log in with a token of SWARM_CONSOLE_USERS); SIGTERM or Ctrl-C stops it")
+
+    async def main(stop: signals.StopSignal) -> int:
+        code = await signals.until_stopped(run_console(*loaded, on_ready=ready), stop)
+        return 0 if code is None else code
+
+    return signals.run(main)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="swarmstream", description="Orchestrate many LLMs over Kafka.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -366,6 +402,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--tasks", type=_positive, default=200)
     demo.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     demo.add_argument("--record", metavar="FILE", help="also record the run (tasks, answers, results, labels) for replay")
+    demo.add_argument("--fleet", metavar="NAME|FILE", help="simulated fleet: a preset (independent, helm-mmlu: "
+                      "real models' correlated errors) or a catalog file; default: SWARM_MODELS's catalog")
     demo.set_defaults(func=cmd_demo)
 
     worker = sub.add_parser("worker", help="run a worker (settings from SWARM_* variables)")
@@ -432,6 +470,10 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="folder for the JSON file (default bench/results)")
     bench.set_defaults(func=cmd_bench)
 
+    gateway = sub.add_parser("gateway", help="OpenAI- and Anthropic-compatible HTTP: any app changes its base URL "
+                             "(SWARM_BROKER, SWARM_GATEWAY_*)")
+    gateway.set_defaults(func=cmd_gateway)
+
     asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of every topic (key, headers, Avro schema)")
     asyncapi.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     asyncapi.add_argument("--json", action="store_true", help="JSON instead of YAML")
@@ -450,6 +492,10 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--idle-exit-s", type=float, default=None, help="exit after this long without a result")
     tail.add_argument("--json", action="store_true", help="one JSON object per result")
     tail.set_defaults(func=cmd_tail)
+
+    console = sub.add_parser("console", help="the web console: review queue, approvals, fleet, task trail, replay "
+                             "(settings SWARM_CONSOLE_*)")
+    console.set_defaults(func=cmd_console)
 
     results = sub.add_parser("results", help="print results as JSON lines")
     results.add_argument("--follow", action="store_true")

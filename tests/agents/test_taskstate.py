@@ -150,3 +150,43 @@ def test_a_swept_outcome_is_swept_again_only_with_a_doubling_backoff_until_its_t
 
     resweeps.keep_only(set())  # the task ended
     assert resweeps.due("t1", "m", 0, 61_000) and not resweeps.repeated("t1", "m", 0)
+
+
+@pytest.mark.parametrize(("reply_to", "sent_to"), [
+    ("results.gw-a", ["results.gw-a", "results"]),  # a reply topic: first the reply, then the log
+    (None, ["results"]),
+    ("audit", ["results"]),  # not under the results topic: ignored
+    ("results.gw/../x", ["results"]),
+    ("results.", ["results"]),
+])
+async def test_a_result_also_goes_to_the_task_s_reply_topic_and_only_to_one(reply_to: str | None,
+                                                                            sent_to: list[str]) -> None:
+    from swarmstream.agents.taskstate import Finisher
+    from swarmstream.schemas.models import TaskResult
+
+    sent: list[str] = []
+
+    async def emit(topic: str, key: str, record: object, headers: object = None) -> None:
+        sent.append(topic)
+
+    finisher = Finisher(store=MemoryStore(), emit=emit, results_topic="results", review_topic="review",
+                        review_threshold=0.5)
+    state = {"task": {"task_id": "t1", "created_ms": 1, "prompt": "p", "reply_to": reply_to}, "done": False}
+    await finisher.finish(state, TaskResult(task_id="t1", status="ok", answer="a", created_ms=1, completed_ms=2))
+    assert sent == sent_to
+
+
+async def test_a_result_published_before_a_crash_gets_its_reply_again() -> None:
+    from swarmstream.agents.taskstate import Finisher
+    from swarmstream.schemas.models import TaskResult
+
+    sent: list[str] = []
+
+    async def emit(topic: str, key: str, record: object, headers: object = None) -> None:
+        sent.append(topic)
+
+    finisher = Finisher(store=MemoryStore(), emit=emit, results_topic="results", review_topic="review",
+                        review_threshold=0.5, published=lambda task_id: True)
+    state = {"task": {"task_id": "t1", "created_ms": 1, "prompt": "p", "reply_to": "results.gw-a"}, "done": False}
+    await finisher.finish(state, TaskResult(task_id="t1", status="ok", answer="a", created_ms=1, completed_ms=2))
+    assert sent == ["results.gw-a"]  # not the results topic again

@@ -50,6 +50,14 @@ def tool_examples() -> list:
             Approval(task_id="t-1", tool="send_email", approver="ada", at_ms=4)]
 
 
+def review_examples() -> list:
+    """A reviewer's decision (issue 27, the console)."""
+    from swarmstream.schemas.models import ReviewDecision
+
+    return [ReviewDecision(task_id="t-1", created_ms=1, action="candidate", answer="4", model_id="b", consensus="5",
+                           correct_models=["b"], reviewer="ada", note="checked by hand", decided_ms=6)]
+
+
 TASK = TaskRequest(task_id="t-1", created_ms=1_700_000_000_000, prompt="2 + 2?", answer_type="number",
                    labels=[], models=["a", "b"], metadata={"trace": "x"})
 STEP = StepContext(task_id="t-1", model_id="a", created_ms=1, deadline_ms=2, expected_models=["a", "b"])
@@ -71,6 +79,7 @@ EXAMPLES = [
                    candidates=[ScoredCandidate(model_id="a", score=0.9, propensity=0.8, cost_micros_est=12)], at_ms=5),
     DeadLetter(topic="swarm.tasks", partition=0, offset=3, key=b"k", value=b"\x00\xff", reason="bad", received_ms=9),
     *tool_examples(),
+    *review_examples(),
 ]
 
 

@@ -26,6 +26,7 @@ from swarmstream.agents.models.providers.base import (
     body_excerpt,
     decode_json_object,
 )
+from swarmstream.schemas.models import ChatMessage
 
 ANTHROPIC_VERSION = "2023-06-01"
 """The API version header; the Messages API shape read here is the one pinned by this date."""
@@ -75,15 +76,22 @@ class AnthropicProvider(HttpProvider):
 def build_messages_body(upstream: str, request: ChatRequest) -> dict[str, Any]:
     """The JSON body of one message: the prompt, then any tool conversation, with the offered
     tools as ``tools`` (``{"name", "description", "input_schema"}``)."""
+    system, chat = render_chat(request.messages) if request.messages else (
+        request.system, [{"role": "user", "content": request.prompt}])
     body: dict[str, Any] = {
         "model": upstream,
         "max_tokens": request.max_tokens,
-        "messages": [{"role": "user", "content": request.prompt}, *render_conversation(request.conversation)],
+        "messages": [*chat, *render_conversation(request.conversation)],
     }
-    if request.system is not None:
-        body["system"] = request.system
+    if system is not None:
+        body["system"] = system
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    # no seed: the Messages API takes none (samples differ by temperature alone)
     if request.tools:
         body["tools"] = [{"name": t["name"], "description": t.get("description", ""), "input_schema": t["input_schema"]}
                          for t in request.tools]
@@ -97,6 +105,31 @@ def _input_of(arguments: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {"_unparsed_arguments": arguments}
     return value if isinstance(value, dict) else {"_unparsed_arguments": arguments}
+
+
+def render_chat(chat: tuple[ChatMessage, ...]) -> tuple[str | None, list[dict[str, Any]]]:
+    """A caller's chat as (system, messages): system turns join the top-level ``system``; an
+    assistant turn's calls are ``tool_use`` blocks; tool turns become ``tool_result`` blocks of
+    one user message, as this protocol wants them."""
+    systems = [turn.content for turn in chat if turn.role == "system"]
+    messages: list[dict[str, Any]] = []
+    for turn in chat:
+        if turn.role == "system":
+            continue
+        if turn.role == "assistant" and turn.tool_calls:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": turn.content}] if turn.content else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _input_of(c.arguments)}
+                       for c in turn.tool_calls]
+            messages.append({"role": "assistant", "content": blocks})
+        elif turn.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": turn.tool_call_id or "", "content": turn.content}
+            if messages and messages[-1]["role"] == "user" and isinstance(messages[-1]["content"], list):
+                messages[-1]["content"].append(block)
+            else:
+                messages.append({"role": "user", "content": [block]})
+        else:
+            messages.append({"role": turn.role, "content": turn.content})
+    return ("\n\n".join(systems) if systems else None), messages
 
 
 def render_conversation(conversation: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:

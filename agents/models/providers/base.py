@@ -20,6 +20,7 @@ import orjson
 from swarmstream.agents.models.catalog import ModelSpec
 from swarmstream.agents.models.failures import FailureClass, ProviderError
 from swarmstream.agents.models.http import ClientPool, RawResponse, post_json
+from swarmstream.schemas.models import ChatMessage
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class ChatRequest:
     ``tools`` are the tool definitions offered (``{"name", "description", "input_schema"}``)
     and ``conversation`` the turns after the prompt, in the neutral format of
     ``agents/tools/conversation.py``; each protocol renders both in its own shape.
+
+    ``messages`` is the caller's whole chat (a task's ``messages``, the gateway's): when
+    given it replaces ``system`` and ``prompt`` and is sent as it is, turn by turn.
     """
 
     prompt: str
@@ -50,8 +54,14 @@ class ChatRequest:
     max_tokens: int = 256
     temperature: float | None = None
     deadline_ms: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    """Sampling as the task asks (``TaskRequest``): sent as they are, each only when set, so a
+    provider's own defaults hold otherwise. ``seed`` is the sample's (the task's seed + k)."""
     tools: tuple[dict[str, Any], ...] = ()
     conversation: tuple[dict[str, Any], ...] = ()
+    messages: tuple[ChatMessage, ...] = ()
 
 
 @dataclass(frozen=True)

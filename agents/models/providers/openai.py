@@ -26,6 +26,7 @@ from swarmstream.agents.models.providers.base import (
     body_excerpt,
     decode_json_object,
 )
+from swarmstream.schemas.models import ChatMessage
 
 LOGPROBS_CAPABILITY = "logprobs"
 """Ask for token log-probabilities only from models whose catalog entry says they return them:
@@ -60,14 +61,23 @@ def build_chat_body(upstream: str, capabilities: list[str], request: ChatRequest
     """The JSON body of one chat completion: the prompt, then any tool conversation, with the
     offered tools as ``tools`` (``{"type": "function", "function": {...}}``)."""
     messages: list[dict[str, Any]] = []
-    if request.system is not None:
-        messages.append({"role": "system", "content": request.system})
-    messages.append({"role": "user", "content": request.prompt})
+    if request.messages:
+        messages.extend(render_chat(request.messages))
+    else:
+        if request.system is not None:
+            messages.append({"role": "system", "content": request.system})
+        messages.append({"role": "user", "content": request.prompt})
     messages.extend(render_conversation(request.conversation))
     tokens_field = "max_completion_tokens" if MAX_COMPLETION_TOKENS_CAPABILITY in capabilities else "max_tokens"
     body: dict[str, Any] = {"model": upstream, "messages": messages, tokens_field: request.max_tokens}
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.stop:
+        body["stop"] = list(request.stop)
     if LOGPROBS_CAPABILITY in capabilities:
         body["logprobs"] = True
     if request.tools:
@@ -77,6 +87,21 @@ def build_chat_body(upstream: str, capabilities: list[str], request: ChatRequest
             for t in request.tools
         ]
     return body
+
+
+def render_chat(chat: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    """A caller's chat as OpenAI messages, turn for turn (the shape it came in, through the gateway)."""
+    messages: list[dict[str, Any]] = []
+    for turn in chat:
+        message: dict[str, Any] = {"role": turn.role, "content": turn.content}
+        if turn.tool_calls:
+            message["content"] = turn.content or None
+            message["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                                     for c in turn.tool_calls]
+        if turn.tool_call_id is not None:
+            message["tool_call_id"] = turn.tool_call_id
+        messages.append(message)
+    return messages
 
 
 def render_conversation(conversation: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:

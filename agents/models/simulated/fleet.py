@@ -20,6 +20,8 @@ a latency wait (skipped for failures a gateway answers before any model runs); t
 reply. Answers come from `prompts.understand(prompt)` (the demo's prompt shapes, then the
 arithmetic and label questions a person types), correct with the profile's accuracy for
 the prompt's category (`behaviour.accuracy_for`), as a pure function of (seed, model, prompt).
+Models whose profile states `correlated` targets err alike instead, as real models do
+(`correlated.py`; the helm-mmlu preset), and a call at temperature > 0 is a fresh sample.
 
 Cost: about 0.2 ms of CPU per call for client and server together, ~5,000 calls/s on
 one core (`test_serving_is_light` prints it); bodies are serialised with orjson and the
@@ -28,6 +30,7 @@ static error bodies are built once.
 
 import asyncio
 import itertools
+import random
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,9 +38,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import correlated
 from .behaviour import (
     UNSOLVED_TEXT,
     UNSURE_TEXT,
+    AnswerDecision,
     ModelState,
     accuracy_for,
     answer_text,
@@ -45,7 +50,10 @@ from .behaviour import (
     draw_latency_s,
     estimate_tokens,
 )
+from .embeddings import embeddings_body, read_input
+from .judging import fused_task, verdict
 from .profile import FAILURE_CLASSES, SimProfile, check_profile, check_profiles
+from .prompts import understand
 from .protocols import (
     JSON_HEADERS,
     Protocol,
@@ -61,7 +69,7 @@ from .protocols import (
     read_messages,
     request_error_reply,
 )
-from .prompts import understand
+from .taskset import Truth
 from .tooluse import TOOL_BEHAVIOURS, plan, read_tool_conversation
 
 # Failures a provider's gateway returns before a model runs, so they skip the latency wait
@@ -98,6 +106,9 @@ class SimFleet:
         self._models: dict[str, ModelState] = {
             model: ModelState(profile, seed, model) for model, profile in profiles.items()
         }
+        # models with `correlated` targets err alike (correlated.py); the rest independently
+        self._correlated = correlated.fit_profiles(profiles)
+        self._sample_rng = random.Random(f"sim-samples:{seed}")
         self._counters: dict[str, dict[str, int]] = {model: self._zero_counts() for model in profiles}
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
@@ -119,6 +130,7 @@ class SimFleet:
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_get("/v1/models", self._list_models)
+        app.router.add_post("/v1/embeddings", self._embeddings)  # simulated/embeddings.py
         app.router.add_get("/_sim/stats", self._stats)
         app.router.add_post("/_sim/reset", self._reset)
         # handler_cancellation: a client that gives up (its timeout) cancels our sleep too,
@@ -165,6 +177,7 @@ class SimFleet:
         and its RNG streams restart, its counters are kept."""
         check_profile(model, profile)
         self._models[model] = ModelState(profile, self.seed, model)
+        self._correlated = correlated.fit_profiles({m: state.profile for m, state in self._models.items()})
         self._counters.setdefault(model, self._zero_counts())
 
     @property
@@ -177,6 +190,7 @@ class SimFleet:
         for model, state in self._models.items():
             state.reset()
             self._counters[model] = self._zero_counts()
+        self._sample_rng = random.Random(f"sim-samples:{self.seed}")
 
     @staticmethod
     def _zero_counts() -> dict[str, int]:
@@ -193,6 +207,19 @@ class SimFleet:
     async def _list_models(self, request: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "swarmstream-sim"} for m in self._models]
         return _response((200, JSON_HEADERS, orjson.dumps({"object": "list", "data": data})))
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI's ``/v1/embeddings`` for any model name: vectors from ``embeddings.py``; each request
+        counts one call of ``embeddings`` in the stats."""
+        try:
+            req = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return _response(request_error_reply("openai", f"the request body is not valid JSON: {exc}"))
+        texts = read_input(req)
+        if texts is None:
+            return _response(request_error_reply("openai", "input: expected a string or a list of strings"))
+        self._counters.setdefault("embeddings", self._zero_counts())["calls"] += 1
+        return _response((200, JSON_HEADERS, embeddings_body(str(req.get("model", "")), texts)))
 
     async def _stats(self, request: web.Request) -> web.Response:
         return _response((200, JSON_HEADERS, orjson.dumps(self._counters)))
@@ -299,15 +326,17 @@ class SimFleet:
         elif step == "invalid_output":
             counts[step] += 1
             text, answer, finish = UNSURE_TEXT, UNSURE_TEXT, "stop"
+        elif (judged := verdict(prompt, lambda task, truth: self._decide(req, model, task, truth).answer)):
+            text, answer, finish = judged, judged, "stop"  # a judge's prompt: its verdict (simulated/judging.py)
         else:
             finish = "stop"
+            prompt = fused_task(prompt) or prompt  # a fuser answers the task it is shown, as it would alone
             truth = understand(prompt)
             if truth is None:
                 counts["unsolved"] += 1
                 text = answer = UNSOLVED_TEXT
             else:
-                accuracy = accuracy_for(self._models[model].profile, truth.category)
-                decision = decide_answer(self.seed, model, prompt, truth, accuracy)
+                decision = self._decide(req, model, prompt, truth)
                 counts["correct" if decision.correct else "wrong"] += 1
                 answer, logprob = decision.answer, decision.confidence_logprob
                 text = answer_text(truth.answer_type, answer)
@@ -343,6 +372,26 @@ class SimFleet:
             )
             headers = {"Content-Type": "application/json", "request-id": f"req_sim{self._id_prefix}{n:010d}"}
         return 200, headers, body
+
+    def _decide(self, req: Mapping[str, Any], model: str, prompt: str, truth: Truth) -> AnswerDecision:
+        """The model's answer to ``prompt``: correlated with the other models' (correlated.py) or not."""
+        accuracy = accuracy_for(self._models[model].profile, truth.category)
+        if self._correlated is not None and model in self._correlated:
+            temperature, sample = self._sampling(req)
+            return self._correlated.decide(self.seed, model, prompt, truth, accuracy, sample=sample,
+                                           temperature=temperature)
+        return decide_answer(self.seed, model, prompt, truth, accuracy)
+
+    def _sampling(self, req: Mapping[str, Any]) -> tuple[float, int]:
+        """(temperature, sample index) of a request to a correlated model: at temperature > 0 each
+        call is a fresh sample (index from the request's ``seed`` when it has one, so a seeded call
+        repeats, else drawn), correlated with the greedy answer through the prompt (correlated.py)."""
+        temperature = req.get("temperature")
+        if not isinstance(temperature, int | float) or temperature <= 0:
+            return 0.0, 0
+        seed = req.get("seed")
+        sample = seed + 1 if isinstance(seed, int) and seed >= 0 else self._sample_rng.randrange(1, 2**62)
+        return float(temperature), sample
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep that stop() cuts short; cheaper than wait_for on an Event (one timer, one future)."""

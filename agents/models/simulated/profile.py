@@ -23,7 +23,7 @@ two in step.
 """
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -55,6 +55,7 @@ except ImportError:
         failures: dict[str, float] = {}  # failure class -> rate, e.g. {"server_error": 0.3}
         script: list[str] = []  # outcomes consumed in order per model, then normal behaviour
         accuracy_by_category: dict[str, float] = {}  # task category -> accuracy, overrides `accuracy`
+        correlated: Any = None  # catalog.CorrelatedErrorsProfile: err like real models (correlated.py)
 
 
 def check_profile(model: str, profile: SimProfile) -> None:

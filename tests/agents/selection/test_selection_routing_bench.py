@@ -66,3 +66,13 @@ def test_quick_run_meets_the_targets(quick: dict) -> None:
 def test_render(quick: dict) -> None:
     text = routing.render(quick)
     assert "learning curve" in text and "drift" in text and "always_best" in text
+
+
+def test_quick_run_has_both_fleets(quick: dict) -> None:
+    assert set(quick["fleets"]) == {"independent", "helm-mmlu"}
+    for fleet in quick["fleets"].values():
+        assert {"policies", "quality_ratio", "cost_ratio", "curve", "drift", "repeats"} <= set(fleet)
+        assert set(fleet["policies"]) == {"learning", "ucb", "random", "always_best", "cheapest"}
+    assert quick["policies"] == quick["fleets"]["independent"]["policies"]  # the earlier keys, at the top
+    assert len(quick["fleets"]["helm-mmlu"]["fleet"]) == 8
+    assert "helm-mmlu" in routing.render(quick)

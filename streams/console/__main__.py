@@ -1,0 +1,5 @@
+import sys
+
+from swarmstream.streams.console.app import main
+
+sys.exit(main())
