@@ -26,7 +26,77 @@ import orjson
 from swarmstream.agents.ports import Emit
 from swarmstream.schemas.models import ReviewItem, TaskRequest, TaskResult, now_ms
 
-State = dict[str, Any]
+
+class Answered(TypedDict):
+    """One candidate's answer as the consensus join keeps it (a model's, or one sample's)."""
+
+    answer: str | None
+    confidence: float | None
+    latency_ms: int
+    cost_micros: int
+    input_tokens: NotRequired[int]  # absent in states written before usage was summed: 0
+    output_tokens: NotRequired[int]
+
+
+Failed = TypedDict("Failed", {"class": str, "latency_ms": int})
+"""A candidate that failed for good: its failure class (``class`` is a Python keyword, hence
+the functional form) and how long it took."""
+
+
+class OpenState(TypedDict):
+    """What every task's state holds while it runs, whatever its mode: the readers that serve
+    every mode (the Finisher, the sweepers, intake's redelivery check) read only these.
+
+    States are plain dicts, JSON in the changelog, so a typed record costs nothing at run time
+    and keeps the changelog's shape; these classes say that shape to a reader and to mypy."""
+
+    task: dict[str, Any]
+    """``TaskRequest.model_dump()``; a state adopted from an outcome (``consensus/join._adopt``)
+    knows only the fields the outcome's step carries."""
+    done: bool
+    deadline_ms: int
+
+
+class ConsensusState(OpenState):
+    """A consensus (or select) task: the candidates asked, in order, and what each said."""
+
+    order: list[str]
+    asked: list[str]
+    """Candidate slots asked so far: a model id, or ``<model>#<k>`` for its sample k
+    (``consensus/slots.py``)."""
+    answers: dict[str, Answered]
+    failures: dict[str, Failed]
+    judge: NotRequired[dict[str, Any]]
+    """The judge or fuser phase once the vote is in (``consensus/judge_phase.py``)."""
+
+
+class ChainState(OpenState):
+    """A chain task: where it is in its fallback chain (``fallback/planner.ChainProgress``)."""
+
+    chain: dict[str, Any]
+    """``ChainProgress.to_dict()``."""
+    cost_micros: int
+    input_tokens: NotRequired[int]
+    output_tokens: NotRequired[int]
+
+
+class WorkflowState(OpenState):
+    """A workflow task (``workflows/runner.py``): its trail of hops and its steps' outputs."""
+
+    workflow: str | None
+    depth: int
+    trail: list[str]
+    """The hops so far, ``<workflow>.<step>`` each (cycle detection counts them)."""
+    path: list[str]
+    outputs: dict[str, dict[str, Any]]
+    steps: list[dict[str, Any]]
+    spent_micros: int
+    running: dict[str, Any] | None
+    opened_ms: int
+
+
+State = ConsensusState | ChainState | WorkflowState
+"""A task's state while it runs; once finished it shrinks to its :class:`DoneRecord`."""
 
 DIGEST_BYTES = 16
 """blake2b-128: collisions are out of reach for anything a caller could do by accident,

@@ -16,7 +16,7 @@ from swarmstream.agents.consensus.judge_phase import JudgeAsk, Judging
 from swarmstream.agents.consensus.judging import VERDICT_SCHEMA
 from swarmstream.agents.consensus.slots import parse_slot, slot_of
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
-from swarmstream.agents.taskstate import Finisher, State, TaskStore
+from swarmstream.agents.taskstate import ConsensusState, Finisher, TaskStore
 from swarmstream.schemas.models import (
     Failure,
     ModelRequest,
@@ -107,7 +107,7 @@ class ConsensusJoiner:
         await self._finisher.finish(decided.state, decided.result)
         await self._teach(decided.state, decided.result)
 
-    async def _teach(self, state: State, result: TaskResult) -> None:
+    async def _teach(self, state: ConsensusState, result: TaskResult) -> None:
         """Free quality labels for the selectors: see :func:`.join.quality_labels`."""
         if self._quality is None:
             return
@@ -124,7 +124,7 @@ class ConsensusJoiner:
         candidate = isinstance(outcome, ModelResponse) and slot_of(outcome.step).role == "candidate"
         return texts + [outcome.answer] if candidate else texts
 
-    async def _ask(self, state: State, slots: list[str]) -> None:
+    async def _ask(self, state: ConsensusState, slots: list[str]) -> None:
         task = TaskRequest.model_validate(state["task"])
         for key in slots:
             slot = parse_slot(key)
@@ -132,7 +132,7 @@ class ConsensusJoiner:
                              ModelRequest(task=task, model_id=slot.model_id, sample=slot.sample,
                                           deadline_ms=state["deadline_ms"], expected_models=state["asked"]))
 
-    async def _ask_judge(self, state: State, ask: JudgeAsk) -> None:
+    async def _ask_judge(self, state: ConsensusState, ask: JudgeAsk) -> None:
         """The judge phase's call: a model request like a candidate's, of role judge or fuse, for a
         task whose prompt is the judge's. Tools are off (a judge reads, it does not act), one sample."""
         await self._emit(self._model_topic(ask.model_id), state["task"]["task_id"], ModelRequest(

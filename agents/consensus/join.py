@@ -1,7 +1,7 @@
 """The consensus join as a pure state machine over one task's outcomes.
 
-State is a plain dict (JSON in the changelog), one per task, kept by the
-agents in a windowed table. Intake opens it (:func:`open_task`) with the task
+The state (:class:`~swarmstream.agents.taskstate.ConsensusState`: a typed dict, JSON in the
+changelog), one per task, is kept by the agents in a windowed table. Intake opens it (:func:`open_task`) with the task
 and the models to ask; :func:`apply` folds one ModelResponse or Failure into
 it and says whether the task is now decided, or which models to ask next.
 Guarantees the agents rely on for exactly one result per task under
@@ -31,7 +31,7 @@ from swarmstream.agents.consensus.sequential import plan_next
 from swarmstream.agents.consensus.slots import parse_slot, slot_of
 from swarmstream.agents.consensus.strategies import DEFAULT_STRATEGY, aggregate
 from swarmstream.agents.consensus.votes import Decision, Vote
-from swarmstream.agents.taskstate import State
+from swarmstream.agents.taskstate import ConsensusState
 from swarmstream.schemas.models import (
     Attempt,
     CastVote,
@@ -49,7 +49,7 @@ UNANSWERED_STATUS = {cls: cls for cls in ("timeout", "budget_exceeded", "tool_lo
 
 @dataclass(frozen=True)
 class Step:
-    state: State
+    state: ConsensusState
     result: TaskResult | None = None
     ask: list[str] = field(default_factory=list)
     duplicate: bool = False
@@ -57,7 +57,7 @@ class Step:
     """A judge or fuser call to send (``judge_phase.py``): the task waits for its outcome."""
 
 
-def open_task(task: TaskRequest, *, order: Sequence[str], asked: Sequence[str], deadline_ms: int) -> State:
+def open_task(task: TaskRequest, *, order: Sequence[str], asked: Sequence[str], deadline_ms: int) -> ConsensusState:
     """The state intake writes before it sends the first requests."""
     return {
         "task": task.model_dump(),
@@ -70,7 +70,7 @@ def open_task(task: TaskRequest, *, order: Sequence[str], asked: Sequence[str], 
     }
 
 
-def _adopt(outcome: ModelResponse | Failure) -> State:
+def _adopt(outcome: ModelResponse | Failure) -> ConsensusState:
     """A state for an outcome whose task intake never opened here (an older producer,
     or a lost state): it knows only what the outcome carries."""
     step = outcome.step
@@ -89,7 +89,7 @@ def _adopt(outcome: ModelResponse | Failure) -> State:
 
 
 def apply(
-    state: State | None,
+    state: ConsensusState | None,
     outcome: ModelResponse | Failure,
     *,
     review_threshold: float,
@@ -163,7 +163,7 @@ def _phase(step: judge_phase.PhaseStep, review_threshold: float, reliability: Ma
     return Step(state, result=decide(state, review_threshold, reliability, embedder=embedder, ended=step.ended))
 
 
-def completes(state: State | None, outcome: ModelResponse | Failure) -> bool:
+def completes(state: ConsensusState | None, outcome: ModelResponse | Failure) -> bool:
     """Whether ``outcome`` may decide an open task: the last candidate outcome it waits for, or an
     outcome of its judge phase (whose end votes again). The agent then fetches what the vote needs,
     embeddings, once per task (later fetches find the texts cached)."""
@@ -176,7 +176,7 @@ def completes(state: State | None, outcome: ModelResponse | Failure) -> bool:
     return all(m in seen for m in state["asked"])
 
 
-def votes_of(state: State, reliability: Mapping[str, float]) -> list[Vote]:
+def votes_of(state: ConsensusState, reliability: Mapping[str, float]) -> list[Vote]:
     """One vote per answered slot (``model_id`` is the slot key, so a model's samples are
     distinct voters); a sample weighs what its model does."""
     return [
@@ -199,7 +199,7 @@ def _voting_strategy(task: Mapping[str, Any]) -> str:
     return str(strategy)
 
 
-def vote_of(state: State, reliability: Mapping[str, float], embedder: Embedder | None = None) -> Decision:
+def vote_of(state: ConsensusState, reliability: Mapping[str, float], embedder: Embedder | None = None) -> Decision:
     strategy = _voting_strategy(state["task"])
     options = {"embedder": embedder} if embedder is not None and strategy == "cluster" else None
     return aggregate(votes_of(state, reliability), answer_type=state["task"]["answer_type"], strategy=strategy,
@@ -217,7 +217,7 @@ LEXICAL_EMBEDDER = "hashed-ngram"
 """The built-in embedder's name in results (``clustering.HashedNgramEmbedder``)."""
 
 
-def decide(state: State, review_threshold: float, reliability: Mapping[str, float], *,
+def decide(state: ConsensusState, review_threshold: float, reliability: Mapping[str, float], *,
            embedder: Embedder | None = None, ended: Mapping[str, Any] | None = None) -> TaskResult:
     """The task's result from its votes; ``ended``: how its judge phase ended (``judge_phase``),
     whose pick or fused answer replaces the vote's, and whose cost counts in the task's."""

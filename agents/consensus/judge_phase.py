@@ -44,7 +44,7 @@ from swarmstream.agents.consensus.judging import (
 )
 from swarmstream.agents.consensus.slots import Slot
 from swarmstream.agents.consensus.votes import Decision
-from swarmstream.agents.taskstate import State
+from swarmstream.agents.taskstate import ConsensusState
 from swarmstream.schemas.models import Failure, ModelResponse
 
 BAD_VERDICT = "invalid_output"
@@ -92,7 +92,7 @@ class JudgeAsk:
 
 @dataclass(frozen=True)
 class PhaseStep:
-    state: State
+    state: ConsensusState
     ask: JudgeAsk | None = None
     ended: dict[str, Any] | None = None
     """How the phase ended, for ``join.decide``: ``picked`` (an answer and the verdict), ``fused``
@@ -105,7 +105,7 @@ def role_of(strategy: str) -> str:
     return "fuse" if strategy == "fuse" else "judge"
 
 
-def start(state: State, vote: Decision, judging: Judging) -> PhaseStep:
+def start(state: ConsensusState, vote: Decision, judging: Judging) -> PhaseStep:
     """Open the phase after the vote, or end it at once (no split, one answer, no judge)."""
     task = state["task"]
     strategy = task["strategy"]
@@ -134,7 +134,7 @@ def shown_of(phase: Mapping[str, Any]) -> Shown:
     return Shown(tuple(phase["answers"]), tuple(tuple(s) for s in phase["slots"]), phase["seed"])
 
 
-def _prompt(state: State, phase: Mapping[str, Any]) -> tuple[str, str, int]:
+def _prompt(state: ConsensusState, phase: Mapping[str, Any]) -> tuple[str, str, int]:
     task = state["task"]
     shown = shown_of(phase)
     if phase["role"] == "fuse":
@@ -142,13 +142,13 @@ def _prompt(state: State, phase: Mapping[str, Any]) -> tuple[str, str, int]:
     return judge_prompt(task["prompt"], shown), JUDGE_SYSTEM, JUDGE_MAX_TOKENS
 
 
-def spent_micros(state: State) -> int:
+def spent_micros(state: ConsensusState) -> int:
     """What the task has spent so far: its candidates' calls and the judge phase's."""
     candidates = sum(a.get("cost_micros", 0) for a in state["answers"].values())
     return candidates + state.get("judge", {}).get("cost_micros", 0)
 
 
-def _next_link(state: State, judging: Judging) -> PhaseStep:
+def _next_link(state: ConsensusState, judging: Judging) -> PhaseStep:
     """Ask the phase's current link, or the first after it that may be called; end with the vote
     when none is left."""
     phase = dict(state["judge"])
@@ -174,7 +174,7 @@ def _next_link(state: State, judging: Judging) -> PhaseStep:
     return PhaseStep(state, ended=_ended(phase, f"no {phase['role']} left ({outcomes}): the vote's answer stands"))
 
 
-def awaiting(state: State) -> Slot | None:
+def awaiting(state: ConsensusState) -> Slot | None:
     """The judge slot the phase waits for, if any."""
     phase = state.get("judge")
     if not phase or phase.get("done") or phase["index"] >= len(phase["links"]):
@@ -182,7 +182,7 @@ def awaiting(state: State) -> Slot | None:
     return Slot(phase["links"][phase["index"]], role=phase["role"])
 
 
-def on_outcome(state: State, slot: Slot, outcome: ModelResponse | Failure, judging: Judging) -> PhaseStep:
+def on_outcome(state: ConsensusState, slot: Slot, outcome: ModelResponse | Failure, judging: Judging) -> PhaseStep:
     """Fold a judge or fuser outcome into the phase: end it, or move to the next link."""
     if awaiting(state) != slot:
         return PhaseStep(state, duplicate=True)

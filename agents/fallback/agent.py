@@ -26,7 +26,7 @@ from swarmstream.agents.fallback.planner import (
     Wait,
 )
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
-from swarmstream.agents.taskstate import Finisher, State, TaskStore
+from swarmstream.agents.taskstate import ChainState, Finisher, TaskStore
 from swarmstream.schemas.models import (
     CastVote,
     Failure,
@@ -73,7 +73,7 @@ class ChainRunner:
 
     # -- intake -------------------------------------------------------------------
 
-    def open(self, task: TaskRequest) -> tuple[State, Decision]:
+    def open(self, task: TaskRequest) -> tuple[ChainState, Decision]:
         """The state of a new chain task and its first decision (raises KeyError for an unknown chain)."""
         name, chain = self._chains.resolve(task.chain)
         deadline_ms = task.created_ms + task.timeout_ms
@@ -89,7 +89,7 @@ class ChainRunner:
                  "chain": decision.progress.to_dict()}
         return state, decision
 
-    async def start(self, state: State, decision: Decision, partition: int) -> None:
+    async def start(self, state: ChainState, decision: Decision, partition: int) -> None:
         await self._act(state, decision, partition)
 
     # -- outcomes -----------------------------------------------------------------
@@ -129,7 +129,7 @@ class ChainRunner:
             self._metrics(name, f"attempts.{outcome.failure_class}", 1, partition)
         await self._act(state, decision, partition)
 
-    async def _act(self, state: State, decision: Decision, partition: int) -> None:
+    async def _act(self, state: ChainState, decision: Decision, partition: int) -> None:
         task = TaskRequest.model_validate(state["task"])
         if isinstance(decision, Wait):
             # Every link is cooling down: plan the call for when the first breaker probes.
@@ -155,7 +155,7 @@ class ChainRunner:
             self._metrics(decision.progress.chain, "fallbacks", 1, partition)
         await self._send(state, task, decision.model, decision.attempt, decision.at_ms, decision.probe)
 
-    async def resend(self, state: State) -> None:
+    async def resend(self, state: ChainState) -> None:
         """After a redelivered intake: send the attempt in flight again (a duplicate
         outcome is dropped by ``is_awaiting``), so a crash between the state write and
         the send cannot stall the chain."""
@@ -167,7 +167,7 @@ class ChainRunner:
         task = TaskRequest.model_validate(state["task"])
         await self._send(state, task, progress.current_model, progress.awaiting_attempt, self._clock(), False)
 
-    async def _send(self, state: State, task: TaskRequest, model: str, attempt: int, at_ms: int, probe: bool) -> None:
+    async def _send(self, state: ChainState, task: TaskRequest, model: str, attempt: int, at_ms: int, probe: bool) -> None:
         link = self._chains.resolve(state["chain"]["chain"])[1].link(model)
         prepared = planner.apply_transform(link.transform, prompt=task.prompt, system=task.system,
                                            max_tokens=task.max_tokens)
@@ -178,12 +178,12 @@ class ChainRunner:
         delayed = at_ms > self._clock()
         await self._emit(self._delay_topic if delayed else self._model_topic(model), task.task_id, request)
 
-    async def _succeed(self, state: State, progress: ChainProgress, response: ModelResponse, partition: int) -> None:
+    async def _succeed(self, state: ChainState, progress: ChainProgress, response: ModelResponse, partition: int) -> None:
         state = {**state, "chain": progress.to_dict()}
         result = self._result(state, progress, status="ok", reason="", response=response)
         await self._finisher.finish(state, result)
 
-    def _result(self, state: State, progress: ChainProgress, *, status: str, reason: str,
+    def _result(self, state: ChainState, progress: ChainProgress, *, status: str, reason: str,
                 response: ModelResponse | None = None) -> TaskResult:
         task = state["task"]
         votes = []

@@ -9,13 +9,17 @@ finished, or whose state has expired (the task table's window), teaches nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from swarmstream.agents.ports import DeadLetters, Emit, InputMessage
-from swarmstream.agents.taskstate import State, TaskStore
+from swarmstream.agents.taskstate import TaskStore
 from swarmstream.schemas.models import Feedback, QualityEvent, now_ms
 
 
-def rewards(state: State, score: float) -> list[tuple[str, float]]:
-    """(model, reward) for a finished task judged ``score``."""
+def rewards(state: Mapping[str, Any], score: float) -> list[tuple[str, float]]:
+    """(model, reward) for a finished task judged ``score``: ``state`` is its DoneRecord, or a
+    full state of any mode marked done (as finished tasks were kept before DoneRecord)."""
     if "agreed" in state:
         return [(model, score if agreed else 1.0 - score) for model, agreed in sorted(state["agreed"].items())]
     # a full state marked done, as finished tasks were kept before they shrank to a DoneRecord

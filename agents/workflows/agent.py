@@ -125,7 +125,7 @@ class WorkflowRunner:
 
     # -- the deadline sweeper -------------------------------------------------------------
 
-    def overdue(self, items: list[tuple[str, runner.State]], now: int, grace_ms: int
+    def overdue(self, items: list[tuple[str, runner.WorkflowState]], now: int, grace_ms: int
                 ) -> list[tuple[str, str, TaskResult | TaskRequest]]:
         """(topic, key, record) to send for every workflow stuck past its deadline in this worker."""
         out: list[tuple[str, str, TaskResult | TaskRequest]] = []

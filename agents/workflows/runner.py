@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmstream.agents.taskstate import WorkflowState
 from swarmstream.agents.workflows.conditions import parse_condition
 from swarmstream.agents.workflows.dsl import CHILD_MODES, Step, Workflow
 from swarmstream.agents.workflows.middleware import MiddlewareChain, StepCall
@@ -43,8 +44,6 @@ from swarmstream.agents.workflows.transforms import (
     resolve_transform,
 )
 from swarmstream.schemas.models import StepOutput, TaskRequest, TaskResult
-
-State = dict[str, Any]
 
 DEPTH_KEY = "workflow_depth"
 """Child workflow tasks carry their depth in ``metadata`` (a user's workflow is depth 0)."""
@@ -81,7 +80,7 @@ Action = Publish | AskChild | Finish
 
 @dataclass
 class Outcome:
-    state: State | None = None  # write this state (None: unchanged)
+    state: WorkflowState | None = None  # write this state (None: unchanged)
     actions: list[Action] = field(default_factory=list)
     duplicate: bool = False
 
@@ -93,7 +92,7 @@ def hop(workflow: str, step: str) -> str:
 def open_workflow(task: TaskRequest, wf: Workflow, *, now_ms: int) -> Outcome:
     """The state of a new workflow task and its first step event."""
     trail = [*task.hops, hop(task.workflow or "", wf.first)]
-    state: State = {
+    state: WorkflowState = {
         "task": task.model_dump(),
         "workflow": task.workflow,
         "deadline_ms": task.created_ms + task.timeout_ms,
@@ -110,11 +109,11 @@ def open_workflow(task: TaskRequest, wf: Workflow, *, now_ms: int) -> Outcome:
     return Outcome(state, [Publish(task.workflow or "", wf.first, step_event(state))])
 
 
-def step_event(state: State) -> TaskRequest:
+def step_event(state: WorkflowState) -> TaskRequest:
     return TaskRequest.model_validate({**state["task"], "hops": state["trail"]})
 
 
-def scope_of(state: State, wf: Workflow, step_name: str | None) -> dict[str, Any]:
+def scope_of(state: WorkflowState, wf: Workflow, step_name: str | None) -> dict[str, Any]:
     """The Reactor view a step sees: the task, earlier outputs, depth, budget and iteration."""
     spent = state["spent_micros"]
     here = hop(state["workflow"], step_name) if step_name else None
@@ -128,7 +127,7 @@ def scope_of(state: State, wf: Workflow, step_name: str | None) -> dict[str, Any
     }
 
 
-def on_step_event(state: State | None, event: TaskRequest, wf: Workflow, chain: MiddlewareChain, *,
+def on_step_event(state: WorkflowState | None, event: TaskRequest, wf: Workflow, chain: MiddlewareChain, *,
                   now_ms: int, transforms: Callable[[str], Callable[..., Any]] = resolve_transform) -> Outcome:
     if state is None or state["done"] or event.hops != state["trail"]:
         return Outcome(duplicate=True)  # stale, repeated, or for a task this worker never opened
@@ -186,7 +185,7 @@ def on_step_event(state: State | None, event: TaskRequest, wf: Workflow, chain: 
     return Outcome({**state, "running": running}, [AskChild(child)])
 
 
-def on_child_result(state: State | None, result: TaskResult, wf: Workflow, chain: MiddlewareChain, *,
+def on_child_result(state: WorkflowState | None, result: TaskResult, wf: Workflow, chain: MiddlewareChain, *,
                     now_ms: int) -> Outcome:
     if state is None or state["done"]:
         return Outcome(duplicate=True)
@@ -208,7 +207,7 @@ def on_child_result(state: State | None, result: TaskResult, wf: Workflow, chain
     return _completed(state, wf, step, output, now_ms=now_ms)
 
 
-def _completed(state: State, wf: Workflow, step: Step, output: dict[str, Any], *, now_ms: int) -> Outcome:
+def _completed(state: WorkflowState, wf: Workflow, step: Step, output: dict[str, Any], *, now_ms: int) -> Outcome:
     """Join ``output`` into the state, then move on: the next step, or the end."""
     target = state.get("next_override") or wf.next_of(step.name)
     state = {k: v for k, v in state.items() if k != "next_override"}
@@ -232,7 +231,7 @@ def _completed(state: State, wf: Workflow, step: Step, output: dict[str, Any], *
     return Outcome(state, [Publish(state["workflow"], target, step_event(state))])
 
 
-def finish(state: State, wf: Workflow, status: str, reason: str, *, now_ms: int) -> Outcome:
+def finish(state: WorkflowState, wf: Workflow, status: str, reason: str, *, now_ms: int) -> Outcome:
     answer_step = answer_output(state, wf)
     task = state["task"]
     result = TaskResult(
@@ -256,7 +255,7 @@ def finish(state: State, wf: Workflow, status: str, reason: str, *, now_ms: int)
     return Outcome({**state, "running": None}, [Finish(result)])
 
 
-def answer_output(state: State, wf: Workflow) -> dict[str, Any] | None:
+def answer_output(state: WorkflowState, wf: Workflow) -> dict[str, Any] | None:
     """The output whose answer is the workflow's: ``answer_from``'s, else the last with an answer."""
     if wf.answer_from is not None:
         return state["outputs"].get(wf.answer_from)
@@ -312,7 +311,7 @@ def child_id(parent: str, number: int, step: str) -> str:
     return f"wf-{hashlib.sha256(parent.encode()).hexdigest()[:32]}/{number}/{step}"
 
 
-def child_task(state: State, step: Step, call: StepCall, number: int) -> TaskRequest:
+def child_task(state: WorkflowState, step: Step, call: StepCall, number: int) -> TaskRequest:
     task = state["task"]
     params = call.params
     deadline_ms = state["deadline_ms"]
@@ -349,7 +348,7 @@ def child_task(state: State, step: Step, call: StepCall, number: int) -> TaskReq
     return TaskRequest.model_validate(fields)
 
 
-def overdue(state: State, now_ms: int, grace_ms: int) -> TaskResult | TaskRequest | None:
+def overdue(state: WorkflowState, now_ms: int, grace_ms: int) -> TaskResult | TaskRequest | None:
     """What the sweeper sends for a workflow stuck past its deadline: a timeout result for
     the child it awaits (lost on the way), or its pending step event again (the step
     then ends the workflow ``timeout``). None while it is on time or done."""
