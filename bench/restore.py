@@ -14,7 +14,10 @@ all 4 partitions into a fresh table, from 0 and from the newest markers, ``recor
 ``seconds`` (best of ``REPEATS``), and the entries restored (the same both ways, checked).
 Full: 400,000 writes, 2,000 live tasks; ``--quick``: 100,000 and 500. A third log (``all_live``)
 deletes nothing: every task is still in its window (the soak's restart, issue 21), so the
-horizon can only come from rewrites (``REWRITE_BEHIND_PER_LIVE``).
+horizon can only come from rewrites (``REWRITE_BEHIND_PER_LIVE``); a fourth (``all_live_checkpoints``)
+is the same log with the keeper also writing checkpoints (``streams/engine/checkpoint.py``), which
+a restore from the markers loads before the changelog's tail (``checkpoint_entries`` reports how
+many entries the checkpoints wrote in all).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from swarmstream.streams.engine.broker import (
     ensure_topics,
 )
 from swarmstream.streams.engine.changelog import Table, restore_tables
+from swarmstream.streams.engine.checkpoint import checkpoints_topic
 from swarmstream.streams.engine.horizon import HorizonKeeper, horizons_topic
 
 PARTITIONS = 4
@@ -44,23 +48,28 @@ FLUSH_EVERY = 256
 """Records sent together, as a busy worker's outbox sends a burst of handlers' writes."""
 REPEATS = 2
 
-VARIANTS = (("horizon_no_rewrites", False, None), ("horizon", True, None), ("all_live", True, 1 << 30))
+VARIANTS = (("horizon_no_rewrites", False, None, False), ("horizon", True, None, False),
+            ("all_live", True, 1 << 30, False), ("all_live_checkpoints", True, 1 << 30, True))
 """(name, keeper rewrites on, live tasks per partition: None for the run's, else a number no run
-reaches: every task still in its window, as after the soak's burst of tasks before its kill)."""
+reaches: every task still in its window, as after the soak's burst of tasks before its kill;
+keeper checkpoints on)."""
 
 
 class Writer:
     """A table written as the engine writes it (handlers' records queued and sent together, acks
     told in offset order; the timer's records sent at once) and its keeper's markers."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, horizons: str, *, rewrites: bool) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, horizons: str, *, rewrites: bool,
+                 checkpoints: str | None = None) -> None:
         self.producer = producer
         self.partition = 0
         self.queued: list[tuple[bytes, bytes | None, int, Callable[[int], None] | None]] = []
         self.written = 0
         self.rewrites = 0
+        self.checkpoint_entries = 0
         self.table = Table(topic, self.send, send_now=self.send_now)
-        self.keeper = HorizonKeeper(horizons, lambda: [self.table], self.marker, owns=lambda p: True)
+        self.keeper = HorizonKeeper(horizons, lambda: [self.table], self.marker, owns=lambda p: True,
+                                    checkpoints=checkpoints)
         if not rewrites:
             self.keeper.min_behind = 1 << 60
 
@@ -81,20 +90,32 @@ class Writer:
     async def send_now(self, topic: str, key: bytes, value: bytes | None, partition: int,
                        on_ack: Callable[[int], None]) -> None:
         on_ack((await (await self.producer.send(topic, value, key=key, partition=partition))).offset)
+        if topic != self.table.topic:
+            return  # a checkpoint's chunk (or its tombstone)
         self.written += 1
         self.rewrites += value is not None
+
+    async def round(self) -> None:
+        def current() -> dict[int, Any]:
+            return {p: live.checkpoint for p in self.table.partitions_held() if (live := self.table.offsets(p))}
+
+        before = current()
+        await self.keeper.round()
+        self.checkpoint_entries += sum(ref.entries for p, ref in current().items()
+                                       if ref is not None and ref is not before.get(p))
 
     async def marker(self, key: bytes, value: bytes, partition: int) -> None:
         await (await self.producer.send(self.keeper.topic, value, key=key, partition=partition))
 
 
-async def write_log(bootstrap: str, url: str, *, writes: int, live_tasks: int, rewrites: bool) -> tuple[Writer, str]:
+async def write_log(bootstrap: str, url: str, *, writes: int, live_tasks: int, rewrites: bool,
+                    checkpoints: bool) -> tuple[Writer, str]:
     app = f"bench-restore-{uuid.uuid4().hex[:8]}"
     topic, horizons = f"{app}-tasks-changelog", horizons_topic(app)
-    await ensure_topics(url, [topic, horizons], PARTITIONS)
+    await ensure_topics(url, [topic, horizons, checkpoints_topic(app)], PARTITIONS)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=256 * 1024)
     await producer.start()
-    w = Writer(producer, topic, horizons, rewrites=rewrites)
+    w = Writer(producer, topic, horizons, rewrites=rewrites, checkpoints=checkpoints_topic(app) if checkpoints else None)
     table = w.table
     tasks: list[list[str]] = [[] for _ in range(PARTITIONS)]
     next_round = ROUND_EVERY
@@ -116,10 +137,10 @@ async def write_log(bootstrap: str, url: str, *, writes: int, live_tasks: int, r
         if len(w.queued) >= FLUSH_EVERY:
             await w.flush()
         if w.written >= next_round:
-            await w.keeper.round()
+            await w.round()
             next_round += ROUND_EVERY
     await w.flush()
-    await w.keeper.round()
+    await w.round()
     await producer.stop()
     return w, topic
 
@@ -141,13 +162,15 @@ async def measure(url: str, *, quick: bool) -> dict[str, Any]:
     bootstrap = bootstrap_servers(url)
     writes, live_tasks = (100_000, 125) if quick else (400_000, 500)  # live tasks per partition
     result: dict[str, Any] = {"partitions": PARTITIONS, "live_tasks": live_tasks * PARTITIONS}
-    for name, rewrites, live in VARIANTS:
-        w, topic = await write_log(bootstrap, url, writes=writes, live_tasks=live or live_tasks, rewrites=rewrites)
+    for name, rewrites, live, checkpoints in VARIANTS:
+        w, topic = await write_log(bootstrap, url, writes=writes, live_tasks=live or live_tasks, rewrites=rewrites,
+                                   checkpoints=checkpoints)
         read_all, seconds_all, full = await timed_restore(bootstrap, topic, None)
         read, seconds, restored = await timed_restore(bootstrap, topic, w.keeper.topic)
         if restored != full or full != dict(w.table.items()):
             raise AssertionError(f"{name}: the restore from the markers differs from the one from 0")
         result[name] = {"records_written": w.written, "rewrites": w.rewrites, "entries": len(full),
+                        **({"checkpoint_entries": w.checkpoint_entries} if checkpoints else {}),
                         "from_zero": {"records_read": read_all, "seconds": round(seconds_all, 3)},
                         "from_markers": {"records_read": read, "seconds": round(seconds, 3)}}
     return result
@@ -163,7 +186,7 @@ def run(*, quick: bool) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     lines = [f"{result['partitions']} partitions, {result['live_tasks']} live tasks (+ a counter and a month key each)"]
-    for name, _, _ in VARIANTS:
+    for name, *_ in VARIANTS:
         row = result[name]
         lines.append(f"  {name}: {row['records_written']} records written ({row['rewrites']} rewrites), "
                      f"{row['entries']} entries")

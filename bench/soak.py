@@ -781,11 +781,18 @@ async def restart(run: Run) -> dict[str, Any]:
     return out
 
 
+RESTORE_LOG_MARKS = ("Joined group", "restored", "published results of", "assigned")
+"""The new worker's log lines that time its start: the group joined (the dead member's session
+gone), the tables restored (records read, checkpoints loaded), the published results scanned, the
+partitions taken."""
+
+
 def _restore_lines(log_path: Path) -> list[str]:
-    """The new worker's own account of taking its partitions (``assigned ... restored ... in X s``)."""
+    """The new worker's own account of taking its partitions, each line with its time."""
     with contextlib.suppress(OSError):
-        return [line.strip()[-200:] for line in log_path.read_text(errors="replace").splitlines()
-                if "restored" in line][:4]
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines()
+                 if any(mark in line for mark in RESTORE_LOG_MARKS)][:6]
+        return [line if len(line) <= 260 else f"{line[:27]} ... {line[-220:]}" for line in lines]
     return []
 
 

@@ -12,7 +12,9 @@ the chain-metrics changelog); a ``None`` value is a tombstone. Tansu never compa
 (DESIGN.md, "Brokers"), so a changelog holds every write: restoring from memory
 reads them all, the newest winning, unless a restore horizon says where the live state
 begins (``streams/engine/horizon.py``: each table partition's owner publishes the offset before which
-every record is superseded or deleted, and the next owner starts there). With
+every record is superseded or deleted, and the next owner starts there), and the marker's checkpoint,
+if any, holds the live entries up to a tail offset in a few large records
+(``streams/engine/checkpoint.py``: the next owner loads them and reads only the tail). With
 ``SWARM_STORE=rocksdb://`` each table also keeps its entries on local disk (:class:`DiskStore`),
 with the changelog offset they are complete up to, so a restarted worker reopens them and reads
 only the tail.
@@ -34,12 +36,23 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from swarmstream.streams.engine.checkpoint import (
+    CHUNKS_PER_SLICE,
+    ENTRIES_PER_SLICE,
+    CheckpointRef,
+    Entry,
+    chunk_key,
+    chunk_prefix,
+    decode_chunk,
+    encode_chunks,
+)
 from swarmstream.streams.engine.fencing import Fenced
 from swarmstream.streams.engine.horizon import (
     MARKER_TAIL,
     REWRITES_AT_ONCE,
+    UNPINNED,
     LiveOffsets,
-    newest_markers,
+    newest_marker_refs,
 )
 
 log = logging.getLogger(__name__)
@@ -356,35 +369,114 @@ class Table:
             log.debug("%s[%d]: %d key(s) written again past offset %d", self.topic, partition, written, cut)
         return written
 
+    async def checkpoint_now(self, partition: int, topic: str, owns: Callable[[int], bool]) -> CheckpointRef | None:
+        """Write a checkpoint of ``partition`` to ``topic`` (``streams/engine/checkpoint.py``), outside any
+        handler: every held key with no write on its way, as memory holds it, with the offset of its
+        newest record; ``tail`` at the partition's end when it began, pulled down to the record of
+        every key left out that may still matter (a write or a tombstone on its way). Returns its
+        reference once every chunk is acknowledged (None: nothing held, or the partition moved
+        meanwhile); raises ``Fenced`` (the membership was lost).
+
+        Taken in slices with the event loop's other work between: each key is read as it is when
+        its slice comes (a held value is never changed in place, so value and offset agree), and a
+        key written meanwhile is either in with its newer record or left out and in the tail."""
+        send_now = self._needs_send_now("checkpointing")
+        live = self._live.get(partition)
+        if live is None or not live.restored or not owns(partition):
+            return None
+        if live.checkpoint is not None and live.checkpoint.id == live.end:
+            return None  # nothing written since that one (its id: chunk keys must differ)
+        tail = live.end
+        keys = list(live.held)
+        entries: list[Entry] = []
+        data = self._data
+        for start in range(0, len(keys), ENTRIES_PER_SLICE):
+            if start:
+                await asyncio.sleep(0)
+                if self._live.get(partition) is not live or not owns(partition):
+                    return None
+            held, pending = live.held, live.pending
+            for key in keys[start:start + ENTRIES_PER_SLICE]:
+                offset = held.get(key)
+                if offset is None or offset == UNPINNED:
+                    continue  # deleted since (its tombstone is past ``tail``) or no value record yet
+                value = data.get(key, _MISSING)
+                if key in pending or value is _MISSING:
+                    tail = min(tail, offset)  # memory may differ from the changelog: the restore reads it
+                    continue
+                encoded = encode_held(value)
+                # own-sized copies: orjson's bytes keep a ~4 KB buffer each (DESIGN.md, "What the code
+                # taught us"), 100 MB for a checkpoint of 25,000 keys until its chunks are built
+                entries.append((memoryview(orjson.dumps(key)).tobytes(),
+                                encoded if encoded is value else memoryview(encoded).tobytes(), offset))
+        if live.gone:
+            tail = min(tail, min(live.gone.values()))  # tombstones on their way
+        if not entries:
+            return None
+        entries.sort(key=lambda entry: entry[2])  # a restore applies them in offset order (LiveOffsets.held)
+        checkpoint_id = live.end
+        offsets: list[int] = []
+        sends: list[asyncio.Future[None]] = []
+        for index, chunk in enumerate(encode_chunks(entries)):
+            sends.append(asyncio.ensure_future(send_now(topic, chunk_key(self.topic, partition, checkpoint_id, index),
+                                                        chunk, partition, offsets.append)))
+            if index % CHUNKS_PER_SLICE == CHUNKS_PER_SLICE - 1:
+                await asyncio.sleep(0)
+        done = await asyncio.gather(*sends, return_exceptions=True)
+        failed = [d for d in done if isinstance(d, BaseException)]
+        if failed:
+            raise ([f for f in failed if isinstance(f, Fenced)] or failed)[0]
+        ref = CheckpointRef(topic=topic, id=checkpoint_id, first=min(offsets), last=max(offsets), chunks=len(sends),
+                            entries=len(entries), tail=tail)
+        log.debug("%s[%d]: checkpoint of %d entries in %d chunks, tail %d", self.topic, partition, len(entries),
+                  len(sends), tail)
+        return ref
+
+    async def tombstone_chunks(self, partition: int, keys: list[bytes], topic: str) -> None:
+        """Tombstones for a replaced checkpoint's chunks: a compacting broker drops them (Tansu keeps
+        every record anyway); one that fails leaves a chunk no marker names."""
+        send_now = self._needs_send_now("tombstoning checkpoint chunks")
+        done = await asyncio.gather(*(send_now(topic, key, None, partition, lambda offset: None) for key in keys),
+                                    return_exceptions=True)
+        failed = [d for d in done if isinstance(d, BaseException)]
+        if failed:
+            log.info("%s[%d]: %d checkpoint chunk tombstone(s) failed (%r)", self.topic, partition, len(failed),
+                     failed[0])
+
     def _needs_send_now(self, what: str) -> SendNow:
         if self._send_now is None:
             raise RuntimeError(f"{self.topic}: {what} outside a handler needs the engine's send (send_now)")
         return self._send_now
 
-    def apply(self, partition: int, key: bytes, value: bytes | None, offset: int) -> None:
-        """One changelog record (or disk entry) at ``offset``, read while restoring."""
+    def apply(self, partition: int, key: bytes, value: bytes | None, offset: int) -> bool:
+        """One changelog record (or disk entry) at ``offset``, read while restoring; False when
+        memory already holds a newer record of the key (a checkpoint's entry, :meth:`load_checkpoint`)."""
         name = orjson.loads(key)
         live = self._offsets_of(partition)
+        if live.newer(name, offset):
+            return False
         live.read(name, offset, deleted=value is None)
         if value is None:
             self._data.pop(name, None)
         else:
             self._data[name] = self.hold(value)
+        return True
 
-    def begin_restore(self, partition: int, horizon: int) -> int:
+    def begin_restore(self, partition: int, horizon: int, checkpoint: CheckpointRef | None = None) -> int:
         """Forget what memory holds of ``partition`` and take what the disk store has of it; returns
-        the changelog offset to read from: the disk's mark, or ``horizon`` (the newest marker,
-        0 if none) when there is no disk or it is behind the horizon.
+        the changelog offset to read from: the disk's mark, or else ``checkpoint``'s tail when it is
+        past ``horizon`` (the caller then loads the checkpoint, :meth:`load_checkpoint`, before the
+        changelog), or else ``horizon`` (the newest marker, 0 if none).
 
-        A disk behind the horizon is emptied, not read: the records between its mark and the
-        horizon may be tombstones of keys it holds, which a restore from the horizon would never
-        see. From the horizon the changelog alone is the whole state."""
+        A disk behind the horizon (or the checkpoint's tail) is emptied, not read: the records
+        between its mark and the horizon may be tombstones of keys it holds, which a restore from
+        the horizon would never see. From the horizon the changelog alone is the whole state."""
         self.drop(partition)
-        start = horizon
+        start = max(horizon, checkpoint.tail) if checkpoint is not None else horizon
         disk = self.disk
         if disk is not None:
             mark, entries = disk.load(partition)
-            if mark >= horizon:
+            if mark >= start:
                 start = mark
                 self._live[partition] = LiveOffsets(start)
                 for key, value, offset in sorted(entries, key=lambda entry: entry[2]):
@@ -393,8 +485,18 @@ class Table:
                 disk.reset(partition)
         live = self._live.setdefault(partition, LiveOffsets(start))
         live.published = horizon
+        live.checkpoint = live.marked = checkpoint  # the newest marker names it
         live.restored = False  # until restore_tables has read the changelog to its end
         return start
+
+    def load_checkpoint(self, partition: int, entries: list[Entry], tail: int) -> None:
+        """A checkpoint's entries, before the changelog from ``tail`` (:meth:`begin_restore`): each
+        held as of its record's offset, which the tail's older records of the key do not undo."""
+        entries.sort(key=lambda entry: entry[2])  # LiveOffsets.held stays in offset order
+        for key, value, offset in entries:
+            self.apply(partition, key, value, offset)
+        if self.disk is not None and entries:
+            self.disk.write(partition, entries, tail)
 
     def drop(self, partition: int) -> None:
         """The partition moved to another worker: its entries are that worker's now."""
@@ -415,6 +517,7 @@ async def restore_tables(bootstrap: str, tables: list[Table], partitions: Iterab
     records read."""
     numbers = sorted(partitions)
     by_topic = {table.topic: table for table in tables}
+    started = time.monotonic()
     # earliest: a start past a changelog's end (a broker that lost its data) reads all of it
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=10,
@@ -422,33 +525,89 @@ async def restore_tables(bootstrap: str, tables: list[Table], partitions: Iterab
     await consumer.start()
     try:
         markers = await _read_markers(consumer, horizons, numbers) if horizons and numbers else {}
-        starts = {TopicPartition(table.topic, p): table.begin_restore(p, markers.get((table.topic, p), 0))
-                  for table in tables for p in numbers}
+        starts: dict[TopicPartition, int] = {}
+        checkpoints: dict[tuple[str, int], CheckpointRef] = {}
+        for table in tables:
+            for p in numbers:
+                horizon, checkpoint = markers.get((table.topic, p), (0, None))
+                if checkpoint is not None and checkpoint.tail <= horizon:
+                    checkpoint = None  # the changelog from the horizon is no more to read
+                start = starts[TopicPartition(table.topic, p)] = table.begin_restore(p, horizon, checkpoint)
+                if checkpoint is not None and start == checkpoint.tail:  # not a disk store's mark past it
+                    checkpoints[table.topic, p] = checkpoint
+        loaded, missing = await _load_checkpoints(consumer, by_topic, checkpoints) if checkpoints else (0, [])
+        for changelog, p in missing:  # from the horizon after all: the changelog alone is the whole state
+            horizon = markers[changelog, p][0]
+            starts[TopicPartition(changelog, p)] = by_topic[changelog].begin_restore(p, horizon)
+            del checkpoints[changelog, p]
 
         def restored(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
             table = by_topic[tp.topic]
-            for record in records:
-                table.apply(tp.partition, record.key or b"", record.value, record.offset)
-            if records and table.disk is not None:
-                table.disk.write(tp.partition, [(r.key or b"", r.value, r.offset) for r in records],
+            applied = [r for r in records if table.apply(tp.partition, r.key or b"", r.value, r.offset)]
+            if records and table.disk is not None:  # not a record older than a checkpoint's entry
+                table.disk.write(tp.partition, [(r.key or b"", r.value, r.offset) for r in applied],
                                  records[-1].offset + 1)
 
-        read = await _read_to_end(consumer, starts, restored)
+        read = await read_to_end(consumer, starts, restored)
         for tp in starts:
             live = by_topic[tp.topic].offsets(tp.partition)
             if live is not None:
                 live.restored = True
         if markers:
-            log.info("restored %s from their horizons: %d changelog records read", sorted(by_topic), read)
+            log.info("restored %s from their horizons: %d changelog records read, %d entries from %d checkpoint(s), "
+                     "in %.2f s", sorted(by_topic), read, loaded, len(checkpoints), time.monotonic() - started)
         return read
     finally:
         await consumer.stop()
 
 
-async def _read_markers(consumer: AIOKafkaConsumer, topic: str, partitions: list[int]) -> dict[tuple[str, int], int]:
+async def _load_checkpoints(consumer: AIOKafkaConsumer, by_topic: Mapping[str, Table],
+                            checkpoints: Mapping[tuple[str, int], CheckpointRef]) -> tuple[int, list[tuple[str, int]]]:
+    """Read each checkpoint's chunks (a range of its checkpoints partition, shared with other tables'
+    checkpoints) and load them into their tables; returns the entries loaded and the table
+    partitions whose checkpoint was not whole (a compacting broker dropped a chunk of one that a
+    newer marker replaced while this restore began): those are restored from their horizon."""
+    ranges: dict[TopicPartition, tuple[int, int]] = {}
+    wanted: dict[bytes, tuple[Table, int, CheckpointRef]] = {}
+    for (changelog, p), ref in checkpoints.items():
+        tp = TopicPartition(ref.topic, p)
+        first, last = ranges.get(tp, (ref.first, ref.last))
+        ranges[tp] = (min(first, ref.first), max(last, ref.last))
+        wanted[chunk_prefix(changelog, p, ref.id)] = (by_topic[changelog], p, ref)
+    found: dict[bytes, list[bytes]] = {prefix: [] for prefix in wanted}
+
+    def take(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            key = record.key or b""
+            prefix = key[:key.rfind(b"|") + 1]
+            if prefix in found and record.value is not None and record.offset <= ranges[tp][1]:
+                found[prefix].append(record.value)
+
+    await read_to_end(consumer, {tp: first for tp, (first, _) in ranges.items()}, take,
+                       stop={tp: last + 1 for tp, (_, last) in ranges.items()})
+    loaded = 0
+    missing: list[tuple[str, int]] = []
+    for prefix, (table, p, ref) in wanted.items():
+        chunks = found[prefix]
+        try:
+            if len(chunks) != ref.chunks:
+                raise ValueError(f"{len(chunks)} of its {ref.chunks} chunks found")
+            entries = [entry for chunk in chunks for entry in decode_chunk(chunk)]
+        except ValueError as exc:
+            log.warning("%s[%d]: checkpoint %d in %s (offsets %d-%d) unusable (%s): restoring from the horizon",
+                        table.topic, p, ref.id, ref.topic, ref.first, ref.last, exc)
+            missing.append((table.topic, p))
+            continue
+        table.load_checkpoint(p, entries, ref.tail)
+        loaded += len(entries)
+    return loaded, missing
+
+
+async def _read_markers(consumer: AIOKafkaConsumer, topic: str, partitions: list[int]
+                        ) -> dict[tuple[str, int], tuple[int, CheckpointRef | None]]:
     """The newest marker of each table partition among the last ``MARKER_TAIL`` records of the
     horizons topic's ``partitions`` (the high watermark from a fetch: Tansu's ListOffsets end can
-    be short, ``_read_to_end``)."""
+    be short, ``read_to_end``)."""
     tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
     reported = await consumer.end_offsets(tps)
@@ -461,14 +620,16 @@ async def _read_markers(consumer: AIOKafkaConsumer, topic: str, partitions: list
         await consumer.getmany(timeout_ms=RESTORE_FETCH_MS)
     starts = {tp: max(int(consumer.highwater(tp)) - MARKER_TAIL, 0) for tp in tps}
     records: list[tuple[bytes | None, bytes | None]] = []
-    await _read_to_end(consumer, starts, lambda tp, batch: records.extend((r.key, r.value) for r in batch))
-    return newest_markers(records)
+    await read_to_end(consumer, starts, lambda tp, batch: records.extend((r.key, r.value) for r in batch))
+    return newest_marker_refs(records)
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int],
-                       take: Callable[[TopicPartition, list[ConsumerRecord]], None]) -> int:
-    """Read each partition from its start to its high watermark, handing every batch to ``take``
-    in offset order; returns the records read."""
+async def read_to_end(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int],
+                       take: Callable[[TopicPartition, list[ConsumerRecord]], None],
+                       stop: Mapping[TopicPartition, int] | None = None) -> int:
+    """Read each partition from its start to its high watermark (or to ``stop``, where given: the
+    batch holding it may bring more), handing every batch to ``take`` in offset order; returns the
+    records read."""
     tps = list(starts)
     consumer.assign(tps)
     for tp, start in starts.items():
@@ -486,6 +647,8 @@ async def _read_to_end(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartitio
         # fetch is empty too, and a restore that started from the disk's mark, past that
         # short end, then ended without the tail (another owner's writes).
         highs = {tp: consumer.highwater(tp) for tp in tps}
+        if stop is not None:
+            highs = {tp: min(high, stop[tp]) if high is not None else None for tp, high in highs.items()}
         if all(high is not None for high in highs.values()):
             behind = [tp for tp, high in highs.items() if await consumer.position(tp) < high]
             if not behind:

@@ -72,6 +72,7 @@ from swarmstream.streams.engine import tracing
 from swarmstream.streams.engine.batching import Batcher, OnAck
 from swarmstream.streams.engine.broker import ensure_topics
 from swarmstream.streams.engine.changelog import DiskStore, Table, restore_tables
+from swarmstream.streams.engine.checkpoint import checkpoints_topic
 from swarmstream.streams.engine.fencing import (
     Fenced,
     Lease,
@@ -260,6 +261,7 @@ class Engine:
         self._timers: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         self._services: list[Callable[[], Awaitable[None]]] = []
         self._on_assigned: list[Callable[[set[TopicPartition]], Awaitable[None]]] = []
+        self._beside_restore: list[Callable[[set[TopicPartition]], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._parts: dict[TopicPartition, _Partition] = {}
         self._owned: set[int] = set()  # partition numbers whose tables this worker holds
@@ -284,7 +286,8 @@ class Engine:
         self.horizons = HorizonKeeper(
             horizons_topic(app_id), lambda: self.tables.values(),
             lambda key, value, partition: self.send(self.horizons.topic, key, value, partition=partition),
-            owns=lambda partition: self._rebalancing is None and partition in self._owned)
+            owns=lambda partition: self._rebalancing is None and partition in self._owned,
+            checkpoints=checkpoints_topic(app_id))
 
     # -- declaring -------------------------------------------------------------------------
 
@@ -316,10 +319,12 @@ class Engine:
         """A coroutine run for the worker's life (a failure is logged, not fatal)."""
         self._services.append(fn)
 
-    def on_assigned(self, fn: Callable[[set[TopicPartition]], Awaitable[None]]) -> None:
+    def on_assigned(self, fn: Callable[[set[TopicPartition]], Awaitable[None]], *,
+                    beside_restore: bool = False) -> None:
         """Called with the newly gained partitions, after their tables are restored and before
-        their first record is handled."""
-        self._on_assigned.append(fn)
+        their first record is handled; ``beside_restore``: while they are restored, for a hook that
+        reads no table (the published results' scan: ~1.4 s of a restart after 100,000 tasks)."""
+        (self._beside_restore if beside_restore else self._on_assigned).append(fn)
 
     def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(fn)
@@ -334,7 +339,7 @@ class Engine:
 
     def changelog_topics(self) -> list[str]:
         topics = sorted(table.topic for table in self.tables.values())
-        return [*topics, self.horizons.topic] if topics else topics
+        return [*topics, self.horizons.topic, checkpoints_topic(self.app_id)] if topics else topics
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -704,9 +709,9 @@ class Engine:
         # Nothing of a gained partition may be handled before its tables are restored and the
         # hooks ran (the published results): paused, the fetcher returns none of its records.
         self.consumer.pause(*gained)
-        if gained_numbers and self.tables:
-            await restore_tables(self.bootstrap, list(self.tables.values()), gained_numbers, self.security,
-                                 horizons=self.horizons.topic)
+        restoring = [restore_tables(self.bootstrap, list(self.tables.values()), gained_numbers, self.security,
+                                    horizons=self.horizons.topic)] if gained_numbers and self.tables else []
+        await asyncio.gather(*restoring, *(fn(gained) for fn in self._beside_restore))
         for fn in self._on_assigned:
             await fn(gained)
         for tp in assigned:

@@ -45,6 +45,11 @@ timer writes such a key again, with the value memory holds, once its newest reco
 the partition's end (``rewrite_cut``): a restore then reads about ``REWRITE_BEHIND_PER_LIVE``
 times the live keys plus a round's writes, and keys that never die cost at most one rewrite per
 ``REWRITE_BEHIND_PER_LIVE`` records written.
+
+When every key is live (each task inside its 2 h window) that is still every record since the
+oldest task: the same round then writes a checkpoint of the partition (``streams/engine/checkpoint.py``,
+when :func:`checkpoint_due`), and the partition's marker names it (``"checkpoint"``); the next owner
+loads it and reads the changelog from its tail when that is past the horizon.
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 import orjson
+from swarmstream.streams.engine.checkpoint import (
+    CHECKPOINT_BEHIND_PER_LIVE,
+    CHECKPOINT_MIN_BEHIND,
+    CheckpointRef,
+    chunk_key,
+)
 from swarmstream.streams.engine.fencing import Fenced
 
 if TYPE_CHECKING:
@@ -133,12 +144,27 @@ def newest_markers(records: Iterable[tuple[bytes | None, bytes | None]]) -> dict
 
     The newest, not the highest: markers of one owner only rise, and one that a stale owner sent
     late is lower, never wrong (the module's docstring)."""
-    newest: dict[tuple[str, int], int] = {}
+    return {name: offset for name, (offset, _) in newest_marker_refs(records).items()}
+
+
+def newest_marker_refs(records: Iterable[tuple[bytes | None, bytes | None]]
+                       ) -> dict[tuple[str, int], tuple[int, CheckpointRef | None]]:
+    """:func:`newest_markers` with each marker's checkpoint (``streams/engine/checkpoint.py``; None:
+    the marker names none). A checkpoint is true whoever wrote it, so the newest marker's is used
+    as its horizon is."""
+    newest: dict[tuple[str, int], tuple[int, CheckpointRef | None]] = {}
     for key, value in records:
         marker = parse_marker(key, value)
         if marker is not None:
-            newest[marker[0], marker[1]] = marker[2]
+            newest[marker[0], marker[1]] = (marker[2], marker_checkpoint(value))
     return newest
+
+
+def marker_checkpoint(value: bytes | None) -> CheckpointRef | None:
+    try:
+        return CheckpointRef.from_json(orjson.loads(value or b"").get("checkpoint"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
 
 
 def rewrite_cut(end: int, live: int, *, min_behind: int = REWRITE_MIN_BEHIND,
@@ -158,7 +184,8 @@ class LiveOffsets:
     tombstone on its way). ``pending``: writes sent and not acknowledged, by key: such a key is
     not rewritten (memory may hold a value the changelog does not have yet)."""
 
-    __slots__ = ("held", "gone", "pending", "end", "published", "restored", "_top", "_ordered")
+    __slots__ = ("held", "gone", "pending", "end", "published", "restored", "checkpoint", "marked", "_top",
+                 "_ordered")
 
     def __init__(self, start: int = 0) -> None:
         self.held: dict[str, int] = {}
@@ -167,6 +194,8 @@ class LiveOffsets:
         self.end = start  # one past the newest record acknowledged or read: everything before is known
         self.published = start  # the newest marker known for this partition (read at restore, or sent)
         self.restored = True  # False while a restore is reading the changelog: nothing is rewritten or published
+        self.checkpoint: CheckpointRef | None = None  # the partition's newest checkpoint (read at restore, or written)
+        self.marked: CheckpointRef | None = None  # the checkpoint the newest marker sent names
         self._top = -1  # the highest pinned offset in held
         self._ordered = True
 
@@ -217,6 +246,12 @@ class LiveOffsets:
                 self._top = offset
         else:
             self.gone[key] = offset  # deleted in memory since: pinned until its tombstone's ack
+
+    def newer(self, key: str, offset: int) -> bool:
+        """Whether memory holds ``key`` from a record after ``offset``: a checkpoint's entry, loaded
+        before the changelog's tail that may still hold the key's older records."""
+        held = self.held.get(key)
+        return held is not None and held != UNPINNED and held > offset
 
     def read(self, key: str, offset: int, *, deleted: bool) -> None:
         """A changelog record (or disk entry) read while restoring: memory holds what it says."""
@@ -293,8 +328,21 @@ class LiveOffsets:
 
 def marker_value(horizon: int, live: LiveOffsets) -> bytes:
     """``offset`` is what a restore uses; ``end`` and ``live`` say how much a restore from it reads
-    and holds (for an operator reading the topic)."""
-    return orjson.dumps({"offset": horizon, "end": live.end, "live": live.live})
+    and holds (for an operator reading the topic); ``checkpoint``, the partition's newest
+    checkpoint, if any (a restore loads it and reads the changelog from its ``tail`` when that is
+    past ``offset``)."""
+    value: dict[str, object] = {"offset": horizon, "end": live.end, "live": live.live}
+    if live.checkpoint is not None:
+        value["checkpoint"] = live.checkpoint.to_json()
+    return orjson.dumps(value)
+
+
+def checkpoint_due(live: LiveOffsets, horizon: int, *, min_behind: int = CHECKPOINT_MIN_BEHIND,
+                   per_live: float = CHECKPOINT_BEHIND_PER_LIVE) -> bool:
+    """Whether a restore would read enough records past its start (the newer of the horizon and the
+    last checkpoint's tail) to make writing the live entries again worth it."""
+    start = max(horizon, live.checkpoint.tail if live.checkpoint is not None else 0)
+    return live.end - start > max(min_behind, per_live * live.live)
 
 
 class HorizonKeeper:
@@ -304,11 +352,17 @@ class HorizonKeeper:
 
     def __init__(self, topic: str, tables: Callable[[], Iterable[Table]], send: MarkerSend,
                  owns: Callable[[int], bool], *, min_behind: int = REWRITE_MIN_BEHIND,
-                 per_live: int = REWRITE_BEHIND_PER_LIVE, refresh_rounds: int = MARKER_REFRESH_ROUNDS) -> None:
+                 per_live: int = REWRITE_BEHIND_PER_LIVE, refresh_rounds: int = MARKER_REFRESH_ROUNDS,
+                 checkpoints: str | None = None, checkpoint_min_behind: int = CHECKPOINT_MIN_BEHIND,
+                 checkpoint_per_live: float = CHECKPOINT_BEHIND_PER_LIVE) -> None:
+        """``checkpoints``: the checkpoints topic (``streams/engine/checkpoint.py``); None writes none."""
         self.topic = topic
         self.interval_s = HORIZON_INTERVAL_S
         self.min_behind = min_behind
         self.per_live = per_live
+        self.checkpoints = checkpoints
+        self.checkpoint_min_behind = checkpoint_min_behind
+        self.checkpoint_per_live = checkpoint_per_live
         self._tables = tables
         self._send = send
         self._owns = owns
@@ -319,6 +373,7 @@ class HorizonKeeper:
         self.rounds += 1
         try:
             await self.rewrite()
+            await self.checkpoint()
             await self.publish(refresh=self.rounds % self._refresh_rounds == 0)
         except Fenced as exc:
             log.info("restore horizons: round skipped (%s)", exc)
@@ -336,6 +391,26 @@ class HorizonKeeper:
                     rewritten += await table.rewrite_now(partition, cut, self._owns)
         return rewritten
 
+    async def checkpoint(self) -> int:
+        """Write a checkpoint of every owned table partition a restore would read too much of
+        (:func:`checkpoint_due`); it becomes the partition's once a marker names it (:meth:`publish`).
+        Returns how many were written."""
+        if self.checkpoints is None:
+            return 0
+        written = 0
+        for table in list(self._tables()):
+            for partition in table.partitions_held():
+                live = table.offsets(partition)
+                if (live is None or not live.restored or not self._owns(partition)
+                        or not checkpoint_due(live, live.horizon(), min_behind=self.checkpoint_min_behind,
+                                              per_live=self.checkpoint_per_live)):
+                    continue
+                ref = await table.checkpoint_now(partition, self.checkpoints, self._owns)
+                if ref is not None and table.offsets(partition) is live:
+                    live.checkpoint = ref
+                    written += 1
+        return written
+
     async def publish(self, *, refresh: bool = False) -> int:
         """A marker for each owned table partition whose horizon moved (or each, on ``refresh``);
         returns how many were sent."""
@@ -345,12 +420,19 @@ class HorizonKeeper:
             if live is None or not live.restored or not self._owns(partition):
                 return False
             horizon = live.horizon()
-            if not (horizon > live.published or (refresh and horizon > 0)):
+            checkpoint = live.checkpoint
+            if not (horizon > live.published or (refresh and horizon > 0) or checkpoint is not live.marked):
                 return False
             # computed and appended with no suspension between (MarkerSend)
             await self._send(marker_key(table.topic, partition), marker_value(horizon, live), partition)
             if table.offsets(partition) is live:
                 live.published = max(live.published, horizon)
+                replaced = live.marked
+                if (replaced is not None and checkpoint is not None and replaced.id != checkpoint.id
+                        and replaced.topic == self.checkpoints):
+                    await table.tombstone_chunks(partition, [chunk_key(table.topic, partition, replaced.id, i)
+                                                             for i in range(replaced.chunks)], replaced.topic)
+                live.marked = checkpoint  # after the replaced one's tombstones (a compacting broker drops it)
             return True
 
         sends = [one(table, partition) for table in list(self._tables()) for partition in table.partitions_held()]

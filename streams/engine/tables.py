@@ -51,6 +51,50 @@ class ExpiryIndex:
         return len(self._heap)
 
 
+class CoarseExpiryIndex:
+    """:class:`ExpiryIndex`'s contract with each time rounded up to ``bucket_ms``: a key is due at
+    most ``bucket_ms`` late, and costs a slot in its bucket's list (8 bytes) instead of a heap
+    tuple and its time (~100 bytes, measured with tracemalloc). For an index of every task of a
+    2 h window (100,000 finished tasks: ~10 MB less), where a second late is nothing."""
+
+    def __init__(self, bucket_ms: int) -> None:
+        self._bucket_ms = bucket_ms
+        self._buckets: dict[int, list[str]] = {}
+        self._ends: list[int] = []  # a heap of the buckets' times
+        self._count = 0
+
+    def add(self, at_ms: int, key: str) -> None:
+        end = -(-at_ms // self._bucket_ms) * self._bucket_ms  # never before at_ms
+        bucket = self._buckets.get(end)
+        if bucket is None:
+            bucket = self._buckets[end] = []
+            heapq.heappush(self._ends, end)
+        bucket.append(key)
+        self._count += 1
+
+    def due(self, now_ms: int, at_ms: Callable[[str], int | None]) -> list[str]:
+        """As :meth:`ExpiryIndex.due`."""
+        out = []
+        later = []
+        while self._ends and self._ends[0] <= now_ms:
+            keys = self._buckets.pop(heapq.heappop(self._ends))
+            self._count -= len(keys)
+            for key in keys:
+                at = at_ms(key)
+                if at is None:
+                    continue
+                if at <= now_ms:
+                    out.append(key)
+                else:
+                    later.append((at, key))
+        for at, key in later:
+            self.add(at, key)
+        return out
+
+    def __len__(self) -> int:
+        return self._count
+
+
 Expiry = Callable[[str, Any], int | None]
 """(key, value) -> when the entry may go (ms since epoch); None: it has no time of its own,
 and goes the table's ``default_ms`` after this worker first indexed it."""

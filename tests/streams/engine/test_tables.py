@@ -12,7 +12,7 @@ from swarmstream.streams.app.stores import WindowedStore, hold_task_entry
 from swarmstream.streams.app.tools import kept_from
 from swarmstream.streams.app.topology import SPEND_KEPT_MS, spend_expiry
 from swarmstream.streams.engine.changelog import Table
-from swarmstream.streams.engine.tables import ExpiryIndex, Retained
+from swarmstream.streams.engine.tables import CoarseExpiryIndex, ExpiryIndex, Retained
 
 
 class Changelog:
@@ -161,6 +161,19 @@ def test_expiry_index_skips_keys_gone_and_puts_back_keys_not_due() -> None:
         index.add(10, key)
     assert index.due(10, times.get) == ["due"]
     assert len(index) == 1 and index.due(49, times.get) == [] and index.due(50, times.get) == ["later"]
+
+
+def test_coarse_expiry_index_is_never_early_at_most_a_bucket_late_and_puts_back_keys_not_due() -> None:
+    index = CoarseExpiryIndex(1_000)
+    times = {"due": 1_001, "later": 5_500, "exact": 3_000}
+    for key in ("due", "later", "gone", "exact"):
+        index.add(times.get(key, 1_200), key)
+    assert len(index) == 4
+    assert index.due(1_999, times.get) == [] and index.due(2_000, times.get) == ["due"]  # its second's end
+    assert index.due(3_000, times.get) == ["exact"] and len(index) == 1
+    times["later"] = 9_000  # written again with a later time: back in at that time
+    assert index.due(6_000, times.get) == [] and len(index) == 1 and index.due(9_000, times.get) == ["later"]
+    assert len(index) == 0
 
 
 def test_spend_counters_go_a_day_after_their_window() -> None:
