@@ -16,7 +16,7 @@ import orjson
 from swarmstream.agents.taskstate import DoneRecord, State
 from swarmstream.streams.engine import flush
 from swarmstream.streams.engine.changelog import Table
-from swarmstream.streams.engine.tables import CoarseExpiryIndex, Retained
+from swarmstream.streams.engine.tables import ExpiryIndex, Retained
 
 
 def _created_of(entry: Any) -> int:
@@ -46,7 +46,7 @@ def hold_task_entry(raw: bytes) -> Any:
 
 EXPIRY_BUCKET_MS = 1_000
 """The task table's expiry index keeps tasks by the second their window ends: a task goes at most
-1 s after its 2 h, and the index costs ~8 bytes a task instead of ~100 (``CoarseExpiryIndex``)."""
+1 s after its 2 h, and the index costs ~8 bytes a task instead of ~100 (``ExpiryIndex`` by the second)."""
 
 
 class WindowedStore:
@@ -63,7 +63,7 @@ class WindowedStore:
         self._table = table
         table.hold = hold_task_entry  # also for what a restore reads
         self._expires_ms = expires_ms
-        self._by_creation = CoarseExpiryIndex(EXPIRY_BUCKET_MS)  # created_ms + expires_ms -> task ids, every entry
+        self._by_creation = ExpiryIndex(bucket_ms=EXPIRY_BUCKET_MS)  # created_ms + expires_ms -> task ids, every entry
         self._by_deadline: list[tuple[int, str]] = []  # (deadline_ms, task id) of open tasks
         self._waited: set[str] = set()  # the task ids in _by_deadline
 

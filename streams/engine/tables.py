@@ -17,47 +17,16 @@ from swarmstream.streams.engine.changelog import Table
 
 
 class ExpiryIndex:
-    """Keys by the time they may go (a heap of ``(at_ms, key)``), checked again when due: an
-    entry written since with a later time goes back in, one deleted or dropped is skipped. A key
-    may be in it twice (indexed again after its partition came back): harmless, the second is
-    skipped once the first deleted it."""
+    """Keys by the time they may go, checked again when due: an entry written since with a later
+    time goes back in, one deleted or dropped is skipped. A key may be in it twice (indexed again
+    after its partition came back): harmless, the second is skipped once the first deleted it.
 
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
+    Times are rounded up to ``bucket_ms``: a key is due at most ``bucket_ms`` late, and costs a
+    slot in its bucket's list (8 bytes) instead of a heap tuple and its time (~100 bytes, measured
+    with tracemalloc). The task table indexes every task of a 2 h window (100,000 finished tasks:
+    ~10 MB less by the second), where a second late is nothing."""
 
-    def add(self, at_ms: int, key: str) -> None:
-        heapq.heappush(self._heap, (at_ms, key))
-
-    def due(self, now_ms: int, at_ms: Callable[[str], int | None]) -> list[str]:
-        """Keys whose time (``at_ms(key)``, None: gone) is ``now_ms`` or earlier; keys due by the
-        index but not by their entry go back in with the entry's time."""
-        heap = self._heap
-        out = []
-        later = []
-        while heap and heap[0][0] <= now_ms:
-            _, key = heapq.heappop(heap)
-            at = at_ms(key)
-            if at is None:
-                continue
-            if at <= now_ms:
-                out.append(key)
-            else:
-                later.append((at, key))
-        for item in later:
-            heapq.heappush(heap, item)
-        return out
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-
-class CoarseExpiryIndex:
-    """:class:`ExpiryIndex`'s contract with each time rounded up to ``bucket_ms``: a key is due at
-    most ``bucket_ms`` late, and costs a slot in its bucket's list (8 bytes) instead of a heap
-    tuple and its time (~100 bytes, measured with tracemalloc). For an index of every task of a
-    2 h window (100,000 finished tasks: ~10 MB less), where a second late is nothing."""
-
-    def __init__(self, bucket_ms: int) -> None:
+    def __init__(self, bucket_ms: int = 1) -> None:
         self._bucket_ms = bucket_ms
         self._buckets: dict[int, list[str]] = {}
         self._ends: list[int] = []  # a heap of the buckets' times
@@ -73,7 +42,8 @@ class CoarseExpiryIndex:
         self._count += 1
 
     def due(self, now_ms: int, at_ms: Callable[[str], int | None]) -> list[str]:
-        """As :meth:`ExpiryIndex.due`."""
+        """Keys whose time (``at_ms(key)``, None: gone) is ``now_ms`` or earlier; keys due by the
+        index but not by their entry go back in with the entry's time."""
         out = []
         later = []
         while self._ends and self._ends[0] <= now_ms:

@@ -12,7 +12,7 @@ from swarmstream.streams.app.stores import WindowedStore, hold_task_entry
 from swarmstream.streams.app.tools import kept_from
 from swarmstream.streams.app.topology import SPEND_KEPT_MS, spend_expiry
 from swarmstream.streams.engine.changelog import Table
-from swarmstream.streams.engine.tables import CoarseExpiryIndex, ExpiryIndex, Retained
+from swarmstream.streams.engine.tables import ExpiryIndex, Retained
 
 
 class Changelog:
@@ -164,7 +164,7 @@ def test_expiry_index_skips_keys_gone_and_puts_back_keys_not_due() -> None:
 
 
 def test_coarse_expiry_index_is_never_early_at_most_a_bucket_late_and_puts_back_keys_not_due() -> None:
-    index = CoarseExpiryIndex(1_000)
+    index = ExpiryIndex(bucket_ms=1_000)
     times = {"due": 1_001, "later": 5_500, "exact": 3_000}
     for key in ("due", "later", "gone", "exact"):
         index.add(times.get(key, 1_200), key)
