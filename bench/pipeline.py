@@ -2,7 +2,7 @@
 ``swarmstream bench pipeline [--quick] [--json]`` (issue 8).
 
 Everything runs on one embedded broker (or ``SWARM_BROKER``), started once; each part
-gets its own stack (``streams.runtime.running_stack``: fresh topic prefix and consumer
+gets its own stack (``streams.cli.runtime.running_stack``: fresh topic prefix and consumer
 group, workers as child processes, exactly as the demo runs them). Model answers come
 from ``provider: inproc`` (``agents/models/providers/inproc.py``): the simulated
 fleet's decisions inside the worker, no HTTP, so the figures are the orchestration's

@@ -6,7 +6,7 @@ serve (admission, ``agents/dispatch/shedding.py``), and how fast it comes back a
 ``kill -9`` with a long history behind it.
 
 One embedded broker (or ``SWARM_BROKER``) for the run; each scenario its own stack
-(``streams.runtime.running_stack``: fresh topics and group) and one worker, a
+(``streams.cli.runtime.running_stack``: fresh topics and group) and one worker, a
 ``swarmstream worker`` child process started through a small hook (``_WORKER_HOOK``:
 ``gc.callbacks`` timing every collection, a line a second to a file; the worker is
 otherwise untouched, and the file survives a SIGKILL). Its RSS is read from
@@ -207,7 +207,7 @@ runpy.run_module("swarmstream.streams.cli", run_name="__main__")
 """``swarmstream worker`` with ``gc.callbacks`` timing each collection (start to stop, in the thread
 that triggered it, which holds the GIL meanwhile: the loop is stopped that long) and a line a
 second to ``SWARM_SOAK_GC_LOG``. The callback costs two clock reads per collection, and the
-worker collects a few times a second at most (``streams.worker.GC_GEN0_THRESHOLD``)."""
+worker collects a few times a second at most (``streams.app.worker.GC_GEN0_THRESHOLD``)."""
 
 
 class SoakWorker:

@@ -136,7 +136,7 @@ class SwarmClient:
                  security: Mapping[str, Any] | None = None, keep_results: int = RESULTS_KEPT,
                  result_ttl_s: float = RESULT_TTL_S) -> None:
         """``topics``: default :func:`default_topics` (``SWARM_TOPIC_PREFIX``). ``security``: SASL/TLS
-        keyword arguments for aiokafka (``streams.security.aiokafka_security``). ``keep_results``,
+        keyword arguments for aiokafka (``streams.app.security.aiokafka_security``). ``keep_results``,
         ``result_ttl_s``: how many results, and how long, :meth:`result` can still answer from memory."""
         self._servers = bootstrap_servers(broker)
         self._security = dict(security or {})
@@ -191,7 +191,7 @@ class SwarmClient:
 
     async def submit(self, task: TaskRequest, *, wait_ack: bool = True, headers: Mapping[str, bytes] | None = None) -> str:
         """Publish a task; returns its id once the broker has it (or at once with ``wait_ack=False``).
-        ``headers``: for example a ``traceparent`` (``streams.tracing.inject()``), carried to the result."""
+        ``headers``: for example a ``traceparent`` (``streams.engine.tracing.inject()``), carried to the result."""
         assert self._producer is not None, "call start() first"
         fut = await self._producer.send(self.topics.tasks, codec().encode(task), key=task.task_id.encode(),
                                         headers=list(headers.items()) if headers else None)

@@ -2,7 +2,7 @@
 
 Teams in other languages generate clients from it. It is built, not
 written: the topics are those the built app declares (every agent's input
-channel and every table's changelog, from :func:`streams.topology.build`)
+channel and every table's changelog, from :func:`streams.app.topology.build`)
 plus the ones it writes by name (``Settings.topics``), their addresses come
 from the settings (prefix, partitions), and each message's payload is the
 shipped Avro schema (``schemas/*.avsc``, references inlined) with its

@@ -20,7 +20,7 @@ construction:
   from its head, so nothing is committed past an unfinished event (the in-flight
   pattern DESIGN.md measured fastest and lossless);
 - what a handler produces (records it emits, its table writes to the changelogs,
-  :class:`streams.changelog.Table`) is sent when it returns, outputs before state,
+  :class:`streams.engine.changelog.Table`) is sent when it returns, outputs before state,
   in per-partition batches (``streams/engine/batching.py``), and holds back its slot until
   the broker has all of it;
 - a record it produces for a partition it consumes (a task's model requests and

@@ -172,7 +172,7 @@ class MetricsError(RuntimeError):
 def install(topology: Any, board: CircuitBoard) -> WorkerMetrics:
     """Count everything ``topology`` emits, watch ``board`` and the engine's consumer, serve them.
 
-    Call it in ``streams.topology.build`` before any handler takes ``topology.emit``
+    Call it in ``streams.app.topology.build`` before any handler takes ``topology.emit``
     (handlers keep the function they were given)."""
     metrics = WorkerMetrics()
     topology.emit = metrics.wrap(topology.emit)

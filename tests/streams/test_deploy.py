@@ -69,7 +69,7 @@ def test_worker_environment_names_real_settings() -> None:
     for name in ("worker-1", "worker-2", "topics"):
         env = env_of(services[name])
         unknown = [k for k in env if k.startswith("SWARM_") and k.removeprefix("SWARM_").lower() not in fields]
-        assert unknown == [], f"{name}: {unknown} are not fields of streams.settings.Settings"
+        assert unknown == [], f"{name}: {unknown} are not fields of streams.app.settings.Settings"
         settings = Settings(**{k.removeprefix("SWARM_").lower(): v for k, v in env.items() if k.startswith("SWARM_")})
         assert settings.broker == "kafka://kafka:9092"
     one, two = env_of(services["worker-1"]), env_of(services["worker-2"])
