@@ -247,9 +247,14 @@ async def test_the_fleet_answers_the_readme_prompts() -> None:
 async def test_serve_forever_stops_when_its_stop_event_is_set() -> None:
     stop = asyncio.Event()
     urls: list[str] = []
-    server = asyncio.create_task(serve_forever({"m": SimProfile()}, "127.0.0.1", 0, on_ready=urls.append, stop=stop))
-    while not urls:
-        await asyncio.sleep(0.01)
+    ready = asyncio.Event()
+
+    def on_ready(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    server = asyncio.create_task(serve_forever({"m": SimProfile()}, "127.0.0.1", 0, on_ready=on_ready, stop=stop))
+    await asyncio.wait_for(ready.wait(), 10)
     assert not urls[0].endswith(":0/v1")  # port 0 picked a real one, and the URL says which
     stop.set()
     await asyncio.wait_for(server, 5)
