@@ -86,14 +86,15 @@ from swarmstream.bench.pipeline import (
     CpuMeter,
     burst,
     chains_path,
+    proc_cpu_s,
     sim_models,
     write_catalog,
 )
 from swarmstream.schemas.models import TaskRequest, TaskResult, now_ms
-from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.app.settings import DEFAULT_CATALOG, Settings
 from swarmstream.streams.app.worker import settings_env
 from swarmstream.streams.cli.demo import to_request
+from swarmstream.streams.cli.runtime import Stack, running_stack, unique_settings
 from swarmstream.streams.engine.broker import EmbeddedBroker
 
 SCENARIOS = ("steady", "http", "overload", "restart")
@@ -424,10 +425,13 @@ async def drain(tally: Tally, worker: SoakWorker) -> float:
 
 @dataclass
 class Sampler:
-    """The worker's RSS every ``SAMPLE_S`` (and that it still runs)."""
+    """The worker's RSS, and the CPU the worker and the embedded broker have used, every
+    ``SAMPLE_S`` (and that the worker still runs)."""
 
     worker: SoakWorker
+    broker_pid: int | None = None
     samples: list[tuple[float, float]] = field(default_factory=list)  # (s since start, MB)
+    cpu: list[tuple[float, float, float]] = field(default_factory=list)  # (s since start, worker s, broker s)
     started_s: float = field(default_factory=time.time)
     _task: asyncio.Task[None] | None = None
 
@@ -450,7 +454,11 @@ class Sampler:
     def _sample(self) -> None:
         rss = self.worker.rss_mb()
         if rss is not None:
-            self.samples.append((time.time() - self.started_s, rss))
+            at = time.time() - self.started_s
+            self.samples.append((at, rss))
+            with contextlib.suppress(OSError):
+                broker = proc_cpu_s(self.broker_pid) if self.broker_pid else 0.0
+                self.cpu.append((at, proc_cpu_s(self.worker.pid), broker))
 
     def by_minute(self) -> list[float]:
         """The last sample of each minute (the RSS at its end)."""
@@ -458,6 +466,18 @@ class Sampler:
         for t, rss in self.samples:
             minutes[int(t // 60)] = rss
         return [minutes[m] for m in sorted(minutes)]
+
+    def cpu_by_minute(self) -> list[tuple[float, float]]:
+        """CPU seconds the worker and the broker used in each minute (from the last sample of
+        the minute before to the last of this one)."""
+        ends: dict[int, tuple[float, float]] = {}
+        for t, worker, broker in self.cpu:
+            ends[int(t // 60)] = (worker, broker)
+        out, before = [], self.cpu[0][1:] if self.cpu else (0.0, 0.0)
+        for m in sorted(ends):
+            out.append((ends[m][0] - before[0], ends[m][1] - before[1]))
+            before = ends[m]
+        return out
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -487,6 +507,8 @@ def figures(tally: Tally, started_ms: int, sampler: Sampler, worker: SoakWorker)
         by_minute["rejected_by_minute"].append(int((in_minute & ~served).sum()))
         by_minute["results_by_minute"].append(int(in_minute.sum()))
     rss = sampler.by_minute()
+    done_minute = (completed - round(sampler.started_s * 1000)) // 60_000  # by when the results came, as the CPU
+    cpu = sampler.cpu_by_minute()
     return {
         "statuses": dict(Counter(tally.status)),
         "sent": tally.sent,
@@ -497,6 +519,11 @@ def figures(tally: Tally, started_ms: int, sampler: Sampler, worker: SoakWorker)
         "rss_mb_last": rss[-1] if rss else None,
         "rss_mb_by_minute": rss,
         **by_minute,
+        # the worker's CPU per result in each minute: flat while latency grows means the time goes
+        # elsewhere (the embedded broker's fetches grow with each partition's history: bench broker)
+        "worker_cpu_ms_per_task_by_minute": [round(w * 1000 / n, 2) if (n := int((done_minute == m).sum())) else None
+                                             for m, (w, _) in enumerate(cpu)],
+        "broker_cores_by_minute": [round(b / 60, 2) for _, b in cpu] if sampler.broker_pid else None,
         "overhead_p99_ms": _p(overhead[served], 99),
         "e2e_p50_ms": _p(e2e[served], 50),
         "e2e_p99_ms": _p(e2e[served], 99),
@@ -622,7 +649,7 @@ async def fixed_rate(run: Run, stack: Stack, worker: SoakWorker, name: str, phas
     templates = Templates(models, SOAK_TIMEOUT_MS)
     meter = CpuMeter(run.pids(worker)).start()
     dropped = stack.client.stream_dropped
-    async with Collector(stack) as collector, Sampler(worker) as sampler:
+    async with Collector(stack) as collector, Sampler(worker, run.broker_pid) as sampler:
         collector.track(tally, SOAK_TIMEOUT_MS)
         started_ms = now_ms()
         sending = asyncio.ensure_future(open_loop(stack, tally, templates, phases))
@@ -727,7 +754,7 @@ async def restart(run: Run) -> dict[str, Any]:
             out["rss_mb_fresh"] = first.rss_mb()
             started_ms = now_ms()
             meter = CpuMeter(run.pids(first)).start()
-            async with Sampler(first) as sampler:
+            async with Sampler(first, run.broker_pid) as sampler:
                 while tally.results < n:  # as fast as the worker goes, at most RESTART_WINDOW waiting
                     first.check_alive()
                     room = min(RESTART_WINDOW - (tally.sent - tally.results), SEND_BATCH)

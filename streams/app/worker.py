@@ -8,6 +8,8 @@ tests, and two workers must not share a process.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import json
 import logging
@@ -15,7 +17,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import SecretStr
 from swarmstream.agents.models.catalog import load_catalog
@@ -36,6 +38,13 @@ def run_worker(settings: Settings, broker_url: str, *, loglevel: str = "warning"
         logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     catalog = load_catalog(settings.models, sim_url=settings.sim_url)
     topo = build(settings, broker_url, catalog)
+    trim = malloc_trim()
+    if trim is not None:
+        async def give_back_free_memory(*_: object) -> None:
+            trim(0)
+
+        topo.engine.timer(MEMORY_TRIM_INTERVAL_S, give_back_free_memory)
+        topo.engine.on_assigned(give_back_free_memory)  # a restore's buffers are freed by then
 
     async def main() -> None:
         tune_gc()
@@ -60,6 +69,20 @@ def tune_gc() -> None:
     never walks, and collections come less often (``GC_GEN0_THRESHOLD``)."""
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 50)
+
+
+MEMORY_TRIM_INTERVAL_S = 60.0
+"""How often the worker hands the C allocator's free memory back to the system (``malloc_trim``).
+glibc keeps what Python freed in its heap, so a worker's RSS only ever rose: after 60,000 tasks
+a trim took it from 144 to 128 MB (the task states and fetch buffers that came and went). It
+takes ~3 ms of a 100 MB heap: once a minute is noise."""
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None under another C library (musl has none)."""
+    name = ctypes.util.find_library("c")
+    function = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return function  # type: ignore[no-any-return]
 
 
 def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:

@@ -137,13 +137,20 @@ class RecordTooLarge(ValueError):
     """A record larger than :data:`PRODUCE_LIMIT_BYTES`: refused before it reaches the producer."""
 
 
+HASHES_KEPT = 8_192
+"""Keys whose partition hash is kept. The hashes of one task fall within its life (two keys: the
+task id, and its changelog key), so this covers ~4,000 tasks in flight (1,000 tasks/s for 4 s).
+An entry costs ~230 bytes (key, hash, cache node): at 65,536 the cache was ~15 MB of a worker's
+RSS that a fresh worker did not have, and that a soak read as growth (issue 21)."""
+
+
 class _CachedPartitioner:
     """aiokafka's partitioner (murmur2 of the key, as the Java client: records land where any
     other client would put them) with the hashes of recent keys kept. Its murmur2 is pure
     Python, and one task id is hashed ~8 times (requests, outcomes, result, table writes)."""
 
     def __init__(self) -> None:
-        self._hash = functools.lru_cache(maxsize=65_536)(murmur2)
+        self._hash = functools.lru_cache(maxsize=HASHES_KEPT)(murmur2)
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -76,3 +76,15 @@ class PublishedResults:
             log.info("published results of partitions %s: %d records read in %.2f s", [tp.partition for tp in tps],
                      read, time.monotonic() - started)
         return sum(len(ids) for ids in found.values())
+
+    def keep_only(self, partitions: Iterable[int], wanted: Callable[[str], bool]) -> int:
+        """Forget the ids of ``partitions`` that ``wanted`` turns down; how many stay. The scan
+        reads every result of the last ~20 s before a crash, and only the tasks that crash left
+        open can be finished again: the rest were ~9 MB a restarted worker kept for good."""
+        kept = 0
+        for partition in partitions:
+            ids = self._by_partition.get(partition)
+            if ids is not None:
+                self._by_partition[partition] = {task_id for task_id in ids if wanted(task_id)}
+                kept += len(self._by_partition[partition])
+        return kept

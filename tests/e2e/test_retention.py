@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import orjson
 from aiokafka import ConsumerRecord
+from swarmstream.agents.donecodec import decode_done
 from swarmstream.agents.taskstate import task_digest
 from swarmstream.schemas.models import TaskRequest
 
@@ -33,12 +34,12 @@ async def test_a_finished_task_shrinks_to_its_done_record_and_its_window_ends_in
     *states, tombstone = records
     assert tombstone.value is None, "the task's window ends in a tombstone"
     assert {r.partition for r in records} == {tombstone.partition}, "on the partition that held the task"
-    done = orjson.loads(states[-1].value)
-    assert len(states[-1].value) < 300 < len(states[0].value), "the finished task's record is small"
-    assert done == [task.created_ms, {
+    done = decode_done(states[-1].value)
+    assert len(states[-1].value) < 120 < 1000 < len(states[0].value), "the finished task's record is small"
+    assert done == (task.created_ms, {
         "done": True, "status": result.status, "mode": "consensus", "created_ms": task.created_ms,
         "task_digest": task_digest(task), "result_digest": done[1]["result_digest"],
-        "category": done[1]["category"], "agreed": {"fast-a": 1, "fast-b": 1, "fast-c": 1}}]
+        "category": done[1]["category"], "agreed": {"fast-a": 1, "fast-b": 1, "fast-c": 1}})
 
 
 async def test_a_tool_tasks_ledger_and_conversation_entries_are_deleted_after_its_window(make_stack) -> None:
