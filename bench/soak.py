@@ -50,6 +50,13 @@ tasks were created in), ``gc_pause_max_ms`` (the worker's longest collection):
   and ``SETTLE_S`` later, beside ``rss_mb_fresh`` (the first worker, started, before
   any load) and ``rss_mb_before_kill``.
 
+On the embedded broker the soak measures the broker as much as the worker: Tansu lists every
+batch a partition ever received on each fetch, and stops listing (returning nothing) once the
+fetch wait is spent, so hops slow down minute by minute and then stall (``bench broker``;
+DESIGN.md, "Brokers"). ``worker_cpu_ms_per_task_by_minute`` (flat: the worker is not what
+slowed) and ``broker_cores_by_minute`` tell the two apart; the flatness targets of issue 21
+need ``SWARM_BROKER`` pointing at a real Kafka.
+
 Choosing scenarios: the CLI's ``bench`` command takes no options but ``--quick``,
 ``--json`` and ``--out``, so ``SWARM_SOAK_SCENARIOS=overload,restart`` (comma list;
 default all four, in the order above) picks some. The burst maximum is measured on
