@@ -81,6 +81,7 @@ from swarmstream.streams.engine.fencing import (
     purge_unsent,
     watch_heartbeats,
 )
+from swarmstream.streams.engine.fetchwait import FetchWait
 from swarmstream.streams.engine.horizon import HorizonKeeper, horizons_topic
 from swarmstream.streams.engine.message import InputMessage
 
@@ -131,6 +132,18 @@ PARTITION_CHECK_TRIES = 50
 
 STOP_GRACE_S = 5.0
 """On SIGTERM, how long handlers in flight may run on before the final commit."""
+
+
+FETCH_WATCH_INTERVAL_S = 0.5
+"""How often the partitions' fetch positions are compared with their high watermarks: a few
+dozen attribute reads, and a starved partition is noticed within ``STARVED_S`` + this."""
+
+
+def _fetch_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The partition's fetch position without waiting for one (``consumer.position`` waits while
+    it is reset); None while it has none."""
+    state = consumer._subscription.subscription.assignment.state_value(tp)
+    return state.position if state is not None and state.has_valid_position else None
 
 
 class RecordTooLarge(ValueError):
@@ -259,6 +272,7 @@ class Engine:
         self._commit_interval_s = commit_interval_s
         self._max_poll_records = max_poll_records
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_wait = FetchWait(fetch_max_wait_ms)
         self._linger_ms = producer_linger_ms
         self._group_instance_id = group_instance_id
         self._data_dir = data_dir
@@ -464,7 +478,25 @@ class Engine:
             self._spawn(_logged(fn, fn.__name__))
         for interval_s, fn in self._timers:
             self._spawn(_every(interval_s, fn))
+        self._spawn(_every(FETCH_WATCH_INTERVAL_S, self._watch_fetches))
         self._spawn(self._commit_loop())
+
+    async def _watch_fetches(self) -> None:
+        """Raise the fetch wait when a partition the fetcher should read stays unread
+        (``streams/engine/fetchwait.py``: a broker whose fetches give up before they list it)."""
+        consumer = self.consumer
+        fetcher = getattr(consumer, "_fetcher", None)
+        if consumer is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+            return  # an aiokafka without it: the wait stays as configured
+        paused = consumer.paused()
+        watched = [(tp, _fetch_position(consumer, tp), consumer.highwater(tp)) for tp in list(self._parts)
+                   if tp not in paused and consumer._subscription.is_assigned(tp)]
+        wait_ms = self.fetch_wait.observe(time.monotonic(), watched)
+        if wait_ms is not None:
+            fetcher._fetch_max_wait_ms = wait_ms  # type: ignore[union-attr]  # read for each fetch request
+            log.warning("a partition stayed behind its high watermark for %.1f s: fetch wait raised to %d ms "
+                        "(a broker whose fetch cost grows with history, such as the embedded Tansu: DESIGN.md, "
+                        "Brokers)", self.fetch_wait.starved_s, wait_ms)
 
     async def _check_partition_counts(self) -> None:
         """Every source topic and changelog must have the engine's partition count: the join is
