@@ -26,7 +26,8 @@ What it guarantees (each module says how):
 - **Fencing** (``fencing.py``): a worker publishes only while heartbeats prove its
   membership; a stalled worker's sends wait, and a lost membership drops every partition.
 - **Published offsets** (``published.py``), **brokers** (``broker.py``: the embedded Tansu,
-  topic creation) and **trace context in headers** (``tracing.py``) serve the same end.
+  topic creation), **a fetch wait that rises when a broker leaves a partition unread**
+  (``fetchwait.py``) and **trace context in headers** (``tracing.py``) serve the same end.
 """
 
 from swarmstream.streams.engine.engine import (
