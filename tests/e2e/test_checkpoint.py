@@ -24,7 +24,7 @@ from swarmstream.streams.engine.checkpoint import CheckpointRef, chunk_key
 from swarmstream.streams.engine.horizon import newest_marker_refs
 
 from tests.conftest import read_raw, wait_for
-from tests.e2e.test_restore_horizon import first_round_after, send
+from tests.e2e.test_restore_horizon import first_round_after, holds, send
 
 DEADLINE_S = 40.0
 PARTITIONS = 2
@@ -79,13 +79,6 @@ class Events:
 async def marker_refs(broker_url: str, app: str) -> dict[tuple[str, int], tuple[int, CheckpointRef | None]]:
     records = await read_raw(broker_url, f"{app}-restore-horizons-changelog", until=lambda rs: False, timeout_s=0.5)
     return newest_marker_refs((r.key, r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset)))
-
-
-def holds(engine: Engine, events: Events, partitions: set[int]) -> bool:
-    table = engine.tables["t"]
-    return (set(table.partitions_held()) == partitions
-            and {k: v for k, v in table.items() if int(k[1]) in partitions}
-            == {k: v for k, v in events.expected.items() if int(k[1]) in partitions})
 
 
 async def test_a_partition_that_moves_is_restored_from_its_checkpoint_and_tail_with_identical_contents(
