@@ -1,7 +1,8 @@
 """One broker for the whole session; every test gets its own topics and group.
 
 ``SWARM_TEST_BROKER=host:port`` runs the suite against another Kafka-protocol
-cluster; otherwise the embedded Tansu broker is started once.
+cluster; otherwise the embedded Tansu broker is started once per pytest process
+(``.ci/run`` runs two: ``-n 2``).
 """
 
 from __future__ import annotations
