@@ -21,7 +21,7 @@ from swarmstream.agents.donecodec import (
 )
 from swarmstream.agents.taskstate import DoneRecord, State
 from swarmstream.streams.engine import flush
-from swarmstream.streams.engine.changelog import Table
+from swarmstream.streams.engine.changelog import Table, own_sized
 from swarmstream.streams.engine.tables import ExpiryIndex, Retained
 
 
@@ -90,9 +90,7 @@ class WindowedStore:
         if state["done"]:
             encoded = encode_done(created_ms, state)  # type: ignore[arg-type]  # done: a DoneRecord
             if encoded is None:  # a record the compact form cannot hold exactly (never written by Finisher)
-                # a copy of its own size: orjson's bytes keep the ~4 KB buffer they were written in
-                # (orjson 3.13), which held for the window cost more than the full state did
-                encoded = memoryview(orjson.dumps([created_ms, state])).tobytes()
+                encoded = own_sized(orjson.dumps([created_ms, state]))  # held for the window
             self._table.put(task_id, encoded, encoded)
         else:
             self._table[task_id] = [created_ms, state]

@@ -27,11 +27,13 @@ PARTITIONS = 2
 
 def worker(broker_url: str, app: str, topic: str) -> Engine:
     """An engine whose handler applies ``{"k": key, "v": value or null}`` to table ``t``, with a
-    horizon round every 0.2 s and rewrites from 30 records behind (production: 10 s, 10,000)."""
+    horizon round every 0.2 s and rewrites from 30 records behind (production: 10 s, 10,000), and
+    no checkpoints (which replace the rewrites: ``tests/e2e/test_checkpoint.py``)."""
     engine = Engine(app_id=app, bootstrap=bootstrap_servers(broker_url), partitions=PARTITIONS,
                     session_timeout_s=2.0, heartbeat_interval_s=0.3, commit_interval_s=0.1)
     engine.horizons.interval_s = 0.2
     engine.horizons.min_behind = 30
+    engine.horizons.checkpoints = None
     table = engine.table("t")
 
     async def apply(msg: InputMessage) -> None:

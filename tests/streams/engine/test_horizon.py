@@ -281,5 +281,21 @@ async def test_the_keeper_publishes_what_moved_on_partitions_it_owns_and_skips_a
     assert markers.sent == [("t-changelog", 0, 6)]  # p0-k1's rewrite at 6 is the oldest now
 
 
+async def test_with_checkpoints_a_round_rewrites_nothing() -> None:
+    """A checkpoint holds the long-lived keys too, so rewriting them would only add writes."""
+    log = Log(0)
+    table = Table("t-changelog", log.send, send_now=log.send_now)
+    for i in range(5):
+        table[f"k{i}"] = i
+    log.ack()
+    keeper = HorizonKeeper("h", lambda: [table], FakeMarkers().send, owns=lambda p: True, min_behind=3, per_live=0,
+                           checkpoints="c", checkpoint_min_behind=1 << 60)
+    await keeper.round()
+    assert len(log.records) == 5  # k0 and k1 are behind the cut (5 - 3), and neither was written again
+    keeper.checkpoints = None
+    await keeper.round()
+    assert [orjson.loads(key) for key, _ in log.records[5:]] == ["k0", "k1"]
+
+
 def test_unpinned_is_past_any_offset() -> None:
     assert UNPINNED > 1 << 60
