@@ -3,7 +3,8 @@ task table (:class:`WindowedStore`), counters and the tool ledger.
 
 Every write is durable before its event is committed (``streams.engine``). The task table keeps
 every task for ``SWARM_CONSENSUS_EXPIRES_S`` (2 h: millions of entries at a few hundred
-tasks/s), so its timers use indexes by time and never read the whole table.
+tasks/s), so its timers use indexes by time and never read the whole table, and a finished
+task leaves memory for the table's settled file (``streams/engine/settled.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from swarmstream.agents.donecodec import (
 from swarmstream.agents.taskstate import DoneRecord, State
 from swarmstream.streams.engine import flush
 from swarmstream.streams.engine.changelog import Table, own_sized
-from swarmstream.streams.engine.tables import ExpiryIndex, Retained
+from swarmstream.streams.engine.tables import Retained
 
 
 def _created_of(entry: Any) -> int:
@@ -54,28 +55,35 @@ def hold_task_entry(raw: bytes) -> Any:
     return raw if entry[1].get("done") else entry  # a full state marked done, as written before DoneRecord
 
 
-EXPIRY_BUCKET_MS = 1_000
-"""The task table's expiry index keeps tasks by the second their window ends: a task goes at most
-1 s after its 2 h, and the index costs ~8 bytes a task instead of ~100 (``ExpiryIndex`` by the second)."""
+EXPIRE_AT_ONCE = 20_000
+"""Finished tasks deleted by one expiry round at most (one round a second, ``SWARM_EXPIRE_INTERVAL_S``):
+a worker restarted after hours finds a backlog, which goes over a few rounds instead of holding
+tens of thousands of tombstones at once."""
 
 
 class WindowedStore:
-    """Task states by task id, each living ``expires_ms`` past its task's creation, then deleted
-    with a tombstone on the changelog.
+    """Task states by task id, each finished one living ``expires_ms`` past its task's creation,
+    then deleted with a tombstone on the changelog.
 
     Every event of a task carries ``created_ms``; an entry is ``[created_ms, state]``, an open
-    task's held as that list, a finished task's (its :class:`DoneRecord`) as its JSON bytes
-    (:func:`hold_task_entry`). Two heaps index the entries, so that neither timer reads the whole
-    table: :meth:`expire` deletes entries by creation time, :meth:`past_deadline` finds the open
-    tasks the deadline sweepers must end."""
+    task's held as that list, a finished task's (its :class:`DoneRecord`) as its bytes
+    (:func:`hold_task_entry`), which leave memory for the table's settled file once written
+    (``Table.settle_with``): ~0 bytes of heap a finished task, where in memory one took ~310.
+    Neither timer reads the whole table: :meth:`expire` asks the settled file for the tasks whose
+    window ended, :meth:`past_deadline` pops the open tasks the deadline sweepers must end from a
+    heap. An open task never expires: the sweepers end it at its deadline, and it settles then."""
 
     def __init__(self, table: Table, *, expires_ms: int) -> None:
         self._table = table
         table.hold = hold_task_entry  # also for what a restore reads
+        table.settle_with(self._window_end)
         self._expires_ms = expires_ms
-        self._by_creation = ExpiryIndex(bucket_ms=EXPIRY_BUCKET_MS)  # created_ms + expires_ms -> task ids, every entry
         self._by_deadline: list[tuple[int, str]] = []  # (deadline_ms, task id) of open tasks
         self._waited: set[str] = set()  # the task ids in _by_deadline
+
+    def _window_end(self, entry: Any) -> int | None:
+        """When a finished task (held as bytes) goes; None for an open one (it stays in memory)."""
+        return _created_of(entry) + self._expires_ms if type(entry) is bytes else None
 
     def get(self, task_id: str, created_ms: int) -> State | None:
         entry = self._table.get(task_id)
@@ -85,8 +93,12 @@ class WindowedStore:
             return _done_of(entry)  # type: ignore[return-value]  # a DoneRecord is a finished State
         return entry[1]  # type: ignore[no-any-return]
 
+    def is_open(self, task_id: str) -> bool:
+        """Whether the task is held open (an open task is always in memory: no file read)."""
+        entry = self._table.in_memory(task_id)
+        return entry is not None and type(entry) is not bytes and not entry[1].get("done")
+
     def set(self, task_id: str, created_ms: int, state: State | DoneRecord) -> None:
-        new = task_id not in self._table
         if state["done"]:
             encoded = encode_done(created_ms, state)  # type: ignore[arg-type]  # done: a DoneRecord
             if encoded is None:  # a record the compact form cannot hold exactly (never written by Finisher)
@@ -96,19 +108,12 @@ class WindowedStore:
             self._table[task_id] = [created_ms, state]
             if task_id not in self._waited:
                 self._wait(task_id, state["deadline_ms"])  # type: ignore[typeddict-item]  # open: a State
-        if new:
-            self._by_creation.add(created_ms + self._expires_ms, task_id)
 
     def reindex(self, partitions: Iterable[int]) -> None:
-        """Index what a restore brought in for ``partitions`` (the changelog writes past :meth:`set`)."""
-        table = self._table
-        for task_id in table.keys_of(partitions):
-            entry = table.get(task_id)
-            if entry is None:
-                continue
-            self._by_creation.add(_created_of(entry) + self._expires_ms, task_id)
-            if type(entry) is not bytes and not entry[1].get("done") and task_id not in self._waited:
-                self._wait(task_id, entry[1]["deadline_ms"])
+        """Index the open tasks a restore brought in for ``partitions`` (the changelog writes past :meth:`set`)."""
+        for task_id in self._table.keys_of(partitions):
+            if self.is_open(task_id) and task_id not in self._waited:
+                self._wait(task_id, self._table.in_memory(task_id)[1]["deadline_ms"])
 
     def past_deadline(self, cutoff_ms: int) -> list[tuple[str, State]]:
         """The open tasks whose deadline is ``cutoff_ms`` or earlier; each is named by every
@@ -117,17 +122,17 @@ class WindowedStore:
         while self._by_deadline and self._by_deadline[0][0] <= cutoff_ms:
             _, task_id = heapq.heappop(self._by_deadline)
             self._waited.discard(task_id)
-            entry = self._table.get(task_id)
-            if entry is not None and type(entry) is not bytes and not entry[1].get("done"):
-                due.append((task_id, entry[1]))
+            if self.is_open(task_id):
+                due.append((task_id, self._table.in_memory(task_id)[1]))
         for task_id, state in due:
             self._wait(task_id, state["deadline_ms"])
         return due
 
     async def expire(self, now_ms: int) -> int:
-        """Delete the entries created more than ``expires_ms`` before ``now_ms``, each with a
-        tombstone on its changelog partition (acknowledged before this returns)."""
-        old = self._by_creation.due(now_ms, self._expiry_of)
+        """Delete the finished tasks created more than ``expires_ms`` before ``now_ms`` (at most
+        ``EXPIRE_AT_ONCE``), each with a tombstone on its changelog partition (acknowledged before
+        this returns)."""
+        old = self._table.settled_due(now_ms, EXPIRE_AT_ONCE)
         if not old:
             return 0
         return await self._table.delete_now(old, still=lambda key: (at := self._expiry_of(key)) is not None

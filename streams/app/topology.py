@@ -270,11 +270,7 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
 
     async def trim_published(gained: set[Any]) -> None:
         # after the restore: only a task the crash left open can be finished (and published) again
-        def still_open(task_id: str) -> bool:
-            state = store.get(task_id, 0)
-            return state is not None and not state["done"]
-
-        published.keep_only((tp.partition for tp in gained if tp.topic == names.tasks), still_open)
+        published.keep_only((tp.partition for tp in gained if tp.topic == names.tasks), store.is_open)
 
     engine.on_assigned(trim_published)
     engine.on_stop(topo.pool.aclose)

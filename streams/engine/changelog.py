@@ -54,6 +54,7 @@ from swarmstream.streams.engine.horizon import (
     LiveOffsets,
     newest_marker_refs,
 )
+from swarmstream.streams.engine.settled import Settled
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,13 @@ class Table:
 
     A held value is never changed in place: handlers write a new one (``{**state, ...}``), so
     memory differs from the changelog only while a write is on its way, and a key with none on
-    its way can be written again as memory holds it (:meth:`rewrite_now`)."""
+    its way can be written again as memory holds it (:meth:`rewrite_now`).
+
+    A table that settles (:meth:`settle_with`: the task table's finished tasks) moves an entry out
+    of memory into a local file (``streams/engine/settled.py``) once its record is acknowledged
+    and its value is one that only a delete or a new write changes; reads find it there, a write
+    or a tombstone brings it back under the partition's tracking, a checkpoint includes it, and
+    it goes when its time comes (:meth:`settled_due`)."""
 
     def __init__(self, topic: str, send: Send, disk: DiskStore | None = None, *,
                  send_now: SendNow | None = None, hold: Callable[[bytes], Any] = orjson.loads) -> None:
@@ -202,15 +209,35 @@ class Table:
         self._send_now = send_now
         self._data: dict[str, Any] = {}
         self._live: dict[int, LiveOffsets] = {}
+        self._settled: Settled | None = None
+        self._settles: Callable[[Any], int | None] = lambda held: None
+
+    def settle_with(self, expiry: Callable[[Any], int | None]) -> None:
+        """Entries whose held value ``expiry`` gives a time for (ms since the epoch; None: it stays
+        in memory) leave memory once their newest record is acknowledged with nothing else of
+        theirs on its way, until that time or their next write."""
+        self._settled = Settled()
+        self._settles = expiry
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
+        held = self._data.get(key, _MISSING)
+        if held is not _MISSING:
+            return held
+        row = self._settled.get(key) if self._settled is not None else None
+        return default if row is None else self.hold(row[1])
+
+    def in_memory(self, key: str) -> Any:
+        """The value held in memory for ``key`` (None: none, or a settled one)."""
+        return self._data.get(key)
 
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        held = self.get(key, _MISSING)
+        if held is _MISSING:
+            raise KeyError(key)
+        return held
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return key in self._data or (self._settled is not None and type(key) is str and key in self._settled)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._write(key, orjson.dumps(value))
@@ -232,33 +259,72 @@ class Table:
         encoded = encode_key(key)
         deleted = value is None
         disk = self.disk
+        settling = self._settled is not None and not deleted
+        if self._settled is not None and key not in self._data:
+            self._unsettle(key)
 
         # The callbacks run once the record is acked, when ``live`` is long assigned; a partition
         # dropped meanwhile has had its LiveOffsets replaced, and this one is no one's any more.
         if disk is None:
             def acked(offset: int) -> None:
                 live.acked(key, offset, deleted=deleted)
+                if settling:
+                    self._settle(live, partition, key, offset)
         else:
             def acked(offset: int) -> None:
                 live.acked(key, offset, deleted=deleted)
                 disk.write(partition, [(encoded, value, offset)], offset + 1)
+                if settling:
+                    self._settle(live, partition, key, offset)
 
         partition = self._send(self.topic, encoded, value, acked)
         live = self._live.get(partition) or self._offsets_of(partition)
         live.wrote(key, deleted=deleted)
         return partition
 
-    def _offsets_of(self, partition: int) -> LiveOffsets:
+    def _settle(self, live: LiveOffsets, partition: int, key: str, offset: int) -> None:
+        """``key``'s record at ``offset`` is acknowledged: out of memory into the settled file if
+        that record is still its newest (nothing else of it on its way) and its value settles."""
+        held = self._data.get(key, _MISSING)
+        if held is _MISSING or key in live.pending or live.held.get(key) != offset or self._live.get(partition) is not live:
+            return
+        expires = self._settles(held)
+        if expires is not None:
+            assert self._settled is not None
+            del self._data[key]
+            del live.held[key]
+            self._settled.put(partition, key, encode_held(held), offset, expires)
+
+    def _unsettle(self, key: str) -> int | None:
+        """A settled key about to be written again or deleted leaves the file; its record pins the
+        partition's horizon until the new one is acknowledged, as a deleted key's does (``gone``).
+        Returns its partition (None: it was not settled)."""
+        assert self._settled is not None
+        row = self._settled.take(key)
+        if row is None:
+            return None
+        partition, offset = row
+        self._offsets_of(partition).gone[key] = offset
+        return partition
+
+    def settled_due(self, now_ms: int, limit: int) -> list[str]:
+        """Up to ``limit`` settled keys whose time has come (for :meth:`delete_now`)."""
+        return self._settled.due(now_ms, limit) if self._settled is not None else []
+
+    def _offsets_of(self, partition: int, start: int = 0) -> LiveOffsets:
         live = self._live.get(partition)
         if live is None:
-            live = self._live[partition] = LiveOffsets()
+            live = self._live[partition] = LiveOffsets(start)
+            if self._settled is not None:
+                live.settled, live.partition = self._settled, partition
         return live
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(list(self._data.items()))
+        settled = [(key, self.hold(value)) for key, value in self._settled.items()] if self._settled else []
+        return iter(list(self._data.items()) + settled)
 
     def keys_of(self, partitions: Iterable[int]) -> list[str]:
-        """The keys this worker holds of ``partitions``."""
+        """The keys this worker holds in memory of ``partitions`` (a settled key goes by :meth:`settled_due`)."""
         return [key for p in partitions if (live := self._live.get(p)) is not None for key in live.held]
 
     def partition_of(self, key: str) -> int | None:
@@ -266,7 +332,8 @@ class Table:
         for partition, live in self._live.items():
             if key in live.held:
                 return partition
-        return None
+        row = self._settled.get(key) if self._settled is not None else None
+        return None if row is None else row[0]
 
     def partitions_held(self) -> list[int]:
         return sorted(self._live)
@@ -276,7 +343,7 @@ class Table:
         return self._live.get(partition)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + (len(self._settled) if self._settled is not None else 0)
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop keys from memory only (their changelog records stay: a restore brings them back)."""
@@ -300,10 +367,9 @@ class Table:
         deleted = 0
 
         async def tombstone(key: str) -> bool:
-            partition = self.partition_of(key)
-            if partition is None or key not in self._data or not still(key):
+            partition = self._take(key, still)
+            if partition is None:
                 return False
-            del self._data[key]
             live = self._live[partition]
             live.wrote(key, deleted=True)
             encoded = encode_key(key)
@@ -332,6 +398,18 @@ class Table:
                 log.warning("%s: %d tombstone(s) failed (%r)", self.topic, len(failed), failed[0])
         return deleted
 
+    def _take(self, key: str, still: Callable[[str], bool]) -> int | None:
+        """``key`` out of memory (or the settled file) if it is here and ``still`` to go; its partition."""
+        if key in self._data:
+            partition = self.partition_of(key)
+            if partition is None or not still(key):
+                return None
+            del self._data[key]
+            return partition
+        if self._settled is None or not still(key):
+            return None
+        return self._unsettle(key)
+
     async def rewrite_now(self, partition: int, cut: int, owns: Callable[[int], bool]) -> int:
         """Write again, outside a handler, each key of ``partition`` whose newest record is before
         ``cut``, as memory holds it, so the partition's restore horizon can move past its old
@@ -340,7 +418,8 @@ class Table:
 
         Each key is checked (the partition still this worker's and not in a rebalance, the key
         held and still behind, no write of it on its way) and its record appended in one step, like
-        :meth:`delete_now`'s tombstones: a handler's later write of the key lands after it."""
+        :meth:`delete_now`'s tombstones: a handler's later write of the key lands after it. Settled
+        keys are not rewritten (a table that settles has checkpoints, which replace rewrites)."""
         send_now = self._needs_send_now("rewriting")
         live = self._live.get(partition)
         if live is None:
@@ -392,7 +471,9 @@ class Table:
 
         Taken in slices with the event loop's other work between: each key is read as it is when
         its slice comes (a held value is never changed in place, so value and offset agree), and a
-        key written meanwhile is either in with its newer record or left out and in the tail."""
+        key written meanwhile is either in with its newer record or left out and in the tail. The
+        settled keys follow, read from their file in slices by offset; one settled again meanwhile
+        may be read twice, and only its newest record is kept."""
         send_now = self._needs_send_now("checkpointing")
         live = self._live.get(partition)
         if live is None or not live.restored or not owns(partition):
@@ -418,11 +499,23 @@ class Table:
                     tail = min(tail, offset)  # memory may differ from the changelog: the restore reads it
                     continue
                 entries.append((encode_key(key), encode_held(value), offset))  # own-sized (own_sized)
+        settled, after = self._settled, -1
+        while settled is not None:
+            await asyncio.sleep(0)
+            if self._live.get(partition) is not live or not owns(partition):
+                return None
+            rows = settled.slice(partition, after, ENTRIES_PER_SLICE)
+            entries += [(encode_key(key), value, offset) for key, value, offset in rows]
+            if len(rows) < ENTRIES_PER_SLICE:
+                break
+            after = rows[-1][2]
         if live.gone:
             tail = min(tail, min(live.gone.values()))  # tombstones on their way
         if not entries:
             return None
         entries.sort(key=lambda entry: entry[2])  # a restore applies them in offset order (LiveOffsets.held)
+        if settled is not None:  # each key once, with its newest record (the last in offset order)
+            entries = sorted({entry[0]: entry for entry in entries}.values(), key=lambda entry: entry[2])
         checkpoint_id = live.end
         offsets: list[int] = []
         sends: list[asyncio.Future[None]] = []
@@ -459,16 +552,31 @@ class Table:
 
     def apply(self, partition: int, key: bytes, value: bytes | None, offset: int) -> bool:
         """One changelog record (or disk entry) at ``offset``, read while restoring; False when
-        memory already holds a newer record of the key (a checkpoint's entry, :meth:`load_checkpoint`)."""
+        the table already holds a newer record of the key (a checkpoint's entry, :meth:`load_checkpoint`)."""
         name = orjson.loads(key)
         live = self._offsets_of(partition)
         if live.newer(name, offset):
             return False
+        settled = self._settled
+        if settled is not None:
+            row = settled.get(name)
+            if row is not None:
+                if row[2] > offset:
+                    return False
+                settled.take(name)
+        held = None if value is None else self.hold(value)
+        expires = None if held is None else self._settles(held)
+        if expires is not None:
+            assert settled is not None and value is not None
+            live.read(name, offset, deleted=True)  # out of memory's tracking: the file holds it
+            self._data.pop(name, None)
+            settled.put(partition, name, value, offset, expires)
+            return True
         live.read(name, offset, deleted=value is None)
         if value is None:
             self._data.pop(name, None)
         else:
-            self._data[name] = self.hold(value)
+            self._data[name] = held
         return True
 
     def begin_restore(self, partition: int, horizon: int, checkpoint: CheckpointRef | None = None) -> int:
@@ -487,12 +595,12 @@ class Table:
             mark, entries = disk.load(partition)
             if mark >= start:
                 start = mark
-                self._live[partition] = LiveOffsets(start)
+                self._offsets_of(partition, start)
                 for key, value, offset in sorted(entries, key=lambda entry: entry[2]):
                     self.apply(partition, key, value, offset)
             elif mark or entries:
                 disk.reset(partition)
-        live = self._live.setdefault(partition, LiveOffsets(start))
+        live = self._offsets_of(partition, start)
         live.published = horizon
         live.checkpoint = live.marked = checkpoint  # the newest marker names it
         live.restored = False  # until restore_tables has read the changelog to its end
@@ -502,8 +610,18 @@ class Table:
         """A checkpoint's entries, before the changelog from ``tail`` (:meth:`begin_restore`): each
         held as of its record's offset, which the tail's older records of the key do not undo."""
         entries.sort(key=lambda entry: entry[2])  # LiveOffsets.held stays in offset order
+        live = self._live.get(partition)
+        empty = self._settled is not None and not self._settled.count(partition) and not (live and live.held)
+        settled: list[tuple[str, bytes, int, int]] = []
         for key, value, offset in entries:
-            self.apply(partition, key, value, offset)
+            expires = self._settles(self.hold(value)) if empty else None
+            if expires is None:
+                self.apply(partition, key, value, offset)
+            else:  # a checkpoint holds a key once, and the partition held nothing: into the file at once
+                settled.append((orjson.loads(key), value, offset, expires))
+        if settled:
+            assert self._settled is not None
+            self._settled.put_many(partition, settled)
         if self.disk is not None and entries:
             self.disk.write(partition, entries, tail)
 
@@ -513,6 +631,8 @@ class Table:
         if live is not None:
             for key in live.held:
                 self._data.pop(key, None)
+        if self._settled is not None:
+            self._settled.drop(partition)
 
 
 _MISSING = object()

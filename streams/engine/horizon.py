@@ -76,6 +76,7 @@ from swarmstream.streams.engine.fencing import Fenced
 
 if TYPE_CHECKING:
     from swarmstream.streams.engine.changelog import Table
+    from swarmstream.streams.engine.settled import Settled
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,12 @@ class LiveOffsets:
     key (``min`` over 500,000 took ~7 ms). An insertion out of order is noticed and sorted once.
     ``gone``: keys memory no longer holds whose newest acknowledged record is still a value (a
     tombstone on its way). ``pending``: writes sent and not acknowledged, by key: such a key is
-    not rewritten (memory may hold a value the changelog does not have yet)."""
+    not rewritten (memory may hold a value the changelog does not have yet). ``settled``: the
+    table's file of keys that left memory with their offsets (``streams/engine/settled.py``), this
+    partition's among them: they are live, and pin the horizon, as held keys do."""
 
-    __slots__ = ("held", "gone", "pending", "end", "published", "restored", "checkpoint", "marked", "_top",
-                 "_ordered")
+    __slots__ = ("held", "gone", "pending", "end", "published", "restored", "checkpoint", "marked", "settled",
+                 "partition", "_top", "_ordered")
 
     def __init__(self, start: int = 0) -> None:
         self.held: dict[str, int] = {}
@@ -202,12 +205,14 @@ class LiveOffsets:
         self.restored = True  # False while a restore is reading the changelog: nothing is rewritten or published
         self.checkpoint: CheckpointRef | None = None  # the partition's newest checkpoint (read at restore, or written)
         self.marked: CheckpointRef | None = None  # the checkpoint the newest marker sent names
+        self.settled: Settled | None = None  # with ``partition``: set by a table that settles
+        self.partition = -1
         self._top = -1  # the highest pinned offset in held
         self._ordered = True
 
     @property
     def live(self) -> int:
-        return len(self.held) + len(self.gone)
+        return len(self.held) + len(self.gone) + (self.settled.count(self.partition) if self.settled else 0)
 
     def wrote(self, key: str, *, deleted: bool) -> None:
         """Memory changed and the record is on its way to the changelog."""
@@ -280,6 +285,9 @@ class LiveOffsets:
         lowest = self.end
         if self.gone:
             lowest = min(lowest, min(self.gone.values()))
+        settled = self.settled.lowest(self.partition) if self.settled is not None else None
+        if settled is not None:
+            lowest = min(lowest, settled)
         if not self._ordered:
             self._sort()
         for offset in self.held.values():

@@ -1,9 +1,12 @@
 """The stores over changelog tables: the task table's indexes, which its timers read instead of
-scanning every state it keeps (open tasks by deadline for the deadline sweepers, every entry by
-creation for expiry), finished tasks held small, and every table's retention: an entry past its
-time leaves memory with a tombstone on its changelog partition."""
+scanning every state it keeps (open tasks by deadline for the deadline sweepers, finished tasks
+by their window's end in the settled file), finished tasks held small and then out of memory,
+and every table's retention: an entry past its time goes with a tombstone on its changelog
+partition."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 from swarmstream.agents.selection.budget import window_end_ms
@@ -22,13 +25,24 @@ class Changelog:
     def __init__(self) -> None:
         self.partition = 0  # the partition of the event "being handled"
         self.records: list[tuple[int, str, bytes | None]] = []
+        self.unacked: list[tuple[int, Callable[[int], None]]] = []
 
-    def send(self, topic: str, key: bytes, value: bytes | None, on_ack: object) -> int:
+    def send(self, topic: str, key: bytes, value: bytes | None, on_ack: Callable[[int], None] | None) -> int:
         self.records.append((self.partition, orjson.loads(key), value))
+        if on_ack is not None:
+            self.unacked.append((len(self.records) - 1, on_ack))
         return self.partition
 
-    async def send_now(self, topic: str, key: bytes, value: bytes | None, partition: int, on_ack: object) -> None:
+    async def send_now(self, topic: str, key: bytes, value: bytes | None, partition: int,
+                       on_ack: Callable[[int], None]) -> None:
         self.records.append((partition, orjson.loads(key), value))
+        on_ack(len(self.records) - 1)
+
+    def ack(self) -> None:
+        """The broker has every record sent (offsets: the records' places in the log)."""
+        unacked, self.unacked = self.unacked, []
+        for offset, on_ack in unacked:
+            on_ack(offset)
 
     def tombstones(self) -> list[tuple[int, str]]:
         return [(p, key) for p, key, value in self.records if value is None]
@@ -65,7 +79,8 @@ async def test_past_deadline_names_the_open_tasks_due_and_names_them_again_until
     tasks.set("early", 1, DONE)
     assert tasks.past_deadline(150) == []
     assert [task_id for task_id, _ in tasks.past_deadline(250)] == ["late"]
-    await tasks.expire(20_000)  # deleted states are not named either
+    assert [task_id for task_id, _ in tasks.past_deadline(10**9)] == ["late"]  # open: past its window too
+    tasks.set("late", 1, DONE)
     assert tasks.past_deadline(10**9) == []
 
 
@@ -85,7 +100,10 @@ def test_a_finished_task_is_held_as_its_bytes_and_read_back_as_its_record() -> N
     tasks, table, log = store()
     tasks.set("t", 1, state(100))
     tasks.set("t", 1, DONE)
-    assert type(table.get("t")) is bytes
+    assert type(table.get("t")) is bytes and table.in_memory("t") is not None
+    log.ack()
+    assert table.in_memory("t") is None  # acknowledged: settled, out of memory
+    assert type(table.get("t")) is bytes and "t" in table and len(table) == 1
     assert tasks.get("t", 1) == DONE
     assert len(log.records[-1][2] or b"") < 100  # the changelog record is small too (agents/donecodec.py)
     restored = Table("t-changelog", log.send, hold=hold_task_entry)
@@ -102,12 +120,13 @@ async def test_expire_deletes_the_entries_past_their_window_with_a_tombstone_on_
     tasks.set("old", 1_000, DONE)
     log.partition = 2
     tasks.set("new", 9_000, DONE)
+    log.ack()
     table.apply(3, orjson.dumps("restored-old"), orjson.dumps([500, DONE]), 0)
     tasks.reindex([3])
     assert await tasks.expire(15_000) == 2  # created before 15,000 - 10,000
     assert "old" not in table and "restored-old" not in table and "new" in table
     assert sorted(log.tombstones()) == [(0, "old"), (3, "restored-old")]
-    assert table.keys_of([0, 2, 3]) == ["new"]
+    assert table.keys_of([0, 2, 3]) == [] and table.partition_of("new") == 2  # settled: out of memory
     assert await tasks.expire(15_000) == 0
     assert await tasks.expire(19_001) == 1 and len(table) == 0
     assert log.tombstones()[-1] == (2, "new")
@@ -129,11 +148,14 @@ async def test_a_restore_after_tombstones_rebuilds_what_memory_holds() -> None:
     for i in range(20):
         log.partition = i % 3
         tasks.set(f"t{i}", 1_000 * i, state(10**9) if i % 2 else DONE)
-    assert await tasks.expire(10_000 + 9_500) == 10  # t0..t9
-    restored = Table("t-changelog", log.send, hold=hold_task_entry)
+    log.ack()
+    assert await tasks.expire(10_000 + 9_500) == 5  # the finished ones of t0..t9 (an open task ends at its deadline)
+    restored = Table("t-changelog", log.send)
+    WindowedStore(restored, expires_ms=10_000)
     log.replay(restored)
     assert dict(restored.items()) == dict(table.items())
-    assert sorted(restored.keys_of([0, 1, 2])) == sorted(table.keys_of([0, 1, 2]))
+    assert sorted(restored.keys_of([0, 1, 2])) == sorted(table.keys_of([0, 1, 2]))  # the open ones
+    assert all(restored.partition_of(key) == table.partition_of(key) for key, _ in table.items())
 
 
 def test_forget_drop_and_delete_keep_each_partitions_keys() -> None:
