@@ -286,7 +286,8 @@ class Table:
         """``key``'s record at ``offset`` is acknowledged: out of memory into the settled file if
         that record is still its newest (nothing else of it on its way) and its value settles."""
         held = self._data.get(key, _MISSING)
-        if held is _MISSING or key in live.pending or live.held.get(key) != offset or self._live.get(partition) is not live:
+        if (held is _MISSING or key in live.pending or live.held.get(key) != offset
+                or self._live.get(partition) is not live):
             return
         expires = self._settles(held)
         if expires is not None:

@@ -54,8 +54,8 @@ loads it and reads the changelog from its tail when that is past the horizon.
 With checkpoints (the engine's default) nothing is rewritten: a checkpoint holds the long-lived
 keys too, so the restore's start moves with the checkpoint's tail however far back the horizon
 is pinned. Rewrites then only added writes: every task's done record again once 2 x live records
-were past it (+23% changelog writes, each a one-record batch on the broker), and after a restart
-thousands of them in flight at once (17 MB of the restarted worker's heap in the soak's restart).
+were past it (+23% changelog writes), and after a restart thousands of them in flight at once
+(17 MB of the restarted worker's heap in the soak's restart).
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ class Settled:
 
     def get(self, key: str) -> tuple[int, bytes, int] | None:
         """(partition, value, offset) of ``key``; None when it is not settled."""
-        return self._db.execute("SELECT partition, value, offset FROM entries WHERE key = ?",  # type: ignore[no-any-return]
-                                (key,)).fetchone()
+        row = self._db.execute("SELECT partition, value, offset FROM entries WHERE key = ?", (key,)).fetchone()
+        return row  # type: ignore[no-any-return]
 
     def __contains__(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is not None
@@ -99,8 +99,8 @@ class Settled:
         """The lowest offset among ``partition``'s entries (None: it has none)."""
         if not self._counts[partition]:
             return None
-        return self._db.execute("SELECT min(offset) FROM entries WHERE partition = ?",  # type: ignore[no-any-return]
-                                (partition,)).fetchone()[0]
+        lowest = self._db.execute("SELECT min(offset) FROM entries WHERE partition = ?", (partition,)).fetchone()[0]
+        return lowest  # type: ignore[no-any-return]
 
     def slice(self, partition: int, after: int, limit: int) -> list[tuple[str, bytes, int]]:
         """(key, value, offset) of up to ``limit`` entries of ``partition`` past offset ``after``, in

@@ -1,7 +1,8 @@
 """Tables sized by what they must remember, on the real broker: a finished task's state shrinks
-at once to its done record (a small changelog record), and at the end of its window every entry
-the task left (its state, its tool ledger and conversations) is deleted with a tombstone on the
-changelog partition that held it, so a restarted worker does not bring it back."""
+at once to its done record (a small changelog record) and leaves memory for the task table's
+settled file (the expiry timer finds due tasks only there), and at the end of its window every
+entry the task left (its state, its tool ledger and conversations) is deleted with a tombstone on
+the changelog partition that held it, so a restarted worker does not bring it back."""
 
 from __future__ import annotations
 
