@@ -607,24 +607,34 @@ class Table:
         live.restored = False  # until restore_tables has read the changelog to its end
         return start
 
-    def load_checkpoint(self, partition: int, entries: list[Entry], tail: int) -> None:
-        """A checkpoint's entries, before the changelog from ``tail`` (:meth:`begin_restore`): each
-        held as of its record's offset, which the tail's older records of the key do not undo."""
-        entries.sort(key=lambda entry: entry[2])  # LiveOffsets.held stays in offset order
+    def load_checkpoint(self, partition: int, chunks: Iterable[list[Entry]], tail: int) -> int:
+        """A checkpoint's entries, chunk by chunk in offset order (``decode_chunk``'s lists, each
+        dropped once loaded), before the changelog from ``tail`` (:meth:`begin_restore`): each held
+        as of its record's offset, which the tail's older records of the key do not undo. Returns
+        the entries loaded. A chunk that fails to decode raises ValueError with part of the
+        checkpoint loaded: the caller restores the partition from its horizon instead, which
+        begins by dropping it."""
         live = self._live.get(partition)
         empty = self._settled is not None and not self._settled.count(partition) and not (live and live.held)
-        settled: list[tuple[str, bytes, int, int]] = []
-        for key, value, offset in entries:
-            expires = self._settles(self.hold(value)) if empty else None
-            if expires is None:
-                self.apply(partition, key, value, offset)
-            else:  # a checkpoint holds a key once, and the partition held nothing: into the file at once
-                settled.append((orjson.loads(key), value, offset, expires))
-        if settled:
-            assert self._settled is not None
-            self._settled.put_many(partition, settled)
-        if self.disk is not None and entries:
-            self.disk.write(partition, entries, tail)
+        loaded = 0
+        for entries in chunks:
+            entries.sort(key=lambda entry: entry[2])  # LiveOffsets.held stays in offset order
+            settled: list[tuple[str, bytes, int, int]] = []
+            for key, value, offset in entries:
+                expires = self._settles(self.hold(value)) if empty else None
+                if expires is None:
+                    self.apply(partition, key, value, offset)
+                else:  # a checkpoint holds a key once, and the partition held nothing: into the file at once
+                    settled.append((orjson.loads(key), value, offset, expires))
+            if settled:
+                assert self._settled is not None
+                self._settled.put_many(partition, settled)
+            if self.disk is not None and entries:
+                self.disk.write(partition, entries, 0)  # complete up to the tail only once all is in
+            loaded += len(entries)
+        if self.disk is not None and loaded:
+            self.disk.write(partition, [], tail)
+        return loaded
 
     def drop(self, partition: int) -> None:
         """The partition moved to another worker: its entries are that worker's now."""
@@ -718,18 +728,16 @@ async def _load_checkpoints(consumer: AIOKafkaConsumer, by_topic: Mapping[str, T
     loaded = 0
     missing: list[tuple[str, int]] = []
     for prefix, (table, p, ref) in wanted.items():
-        chunks = found[prefix]
+        chunks = found.pop(prefix)
         try:
             if len(chunks) != ref.chunks:
                 raise ValueError(f"{len(chunks)} of its {ref.chunks} chunks found")
-            entries = [entry for chunk in chunks for entry in decode_chunk(chunk)]
+            chunks.reverse()  # popped from the end: each chunk's bytes go once it is loaded
+            loaded += table.load_checkpoint(p, (decode_chunk(chunks.pop()) for _ in range(ref.chunks)), ref.tail)
         except ValueError as exc:
             log.warning("%s[%d]: checkpoint %d in %s (offsets %d-%d) unusable (%s): restoring from the horizon",
                         table.topic, p, ref.id, ref.topic, ref.first, ref.last, exc)
             missing.append((table.topic, p))
-            continue
-        table.load_checkpoint(p, entries, ref.tail)
-        loaded += len(entries)
     return loaded, missing
 
 
