@@ -56,9 +56,8 @@ def hold_task_entry(raw: bytes) -> Any:
 
 
 EXPIRE_AT_ONCE = 20_000
-"""Finished tasks deleted by one expiry round at most (one round a second, ``SWARM_EXPIRE_INTERVAL_S``):
-a worker restarted after hours finds a backlog, which goes over a few rounds instead of holding
-tens of thousands of tombstones at once."""
+"""Finished tasks an expiry round asks the settled file for at a time, until it has no more due: a
+worker restarted after hours finds a large backlog, and its keys are never all in memory at once."""
 
 
 class WindowedStore:
@@ -129,14 +128,18 @@ class WindowedStore:
         return due
 
     async def expire(self, now_ms: int) -> int:
-        """Delete the finished tasks created more than ``expires_ms`` before ``now_ms`` (at most
-        ``EXPIRE_AT_ONCE``), each with a tombstone on its changelog partition (acknowledged before
-        this returns)."""
-        old = self._table.settled_due(now_ms, EXPIRE_AT_ONCE)
-        if not old:
-            return 0
-        return await self._table.delete_now(old, still=lambda key: (at := self._expiry_of(key)) is not None
-                                            and at <= now_ms)
+        """Delete the finished tasks created more than ``expires_ms`` before ``now_ms``, each with a
+        tombstone on its changelog partition (acknowledged before this returns), asking the file for
+        ``EXPIRE_AT_ONCE`` at a time while it has more and some went (a round whose tombstones all
+        failed leaves the rest to the next)."""
+        deleted = 0
+        while old := self._table.settled_due(now_ms, EXPIRE_AT_ONCE):
+            went = await self._table.delete_now(old, still=lambda key: (at := self._expiry_of(key)) is not None
+                                                and at <= now_ms)
+            deleted += went
+            if len(old) < EXPIRE_AT_ONCE or not went:
+                break
+        return deleted
 
     def _expiry_of(self, task_id: str) -> int | None:
         entry = self._table.get(task_id)

@@ -214,3 +214,14 @@ async def test_an_entry_without_a_time_of_its_own_goes_the_default_after_it_was_
     assert await approvals.expire(1_499) == 0
     assert await approvals.expire(1_500) == 1 and "legacy" in approvals
     assert await approvals.expire(3_000) == 1 and len(approvals) == 0
+
+
+async def test_expire_asks_the_settled_file_again_until_nothing_is_due(monkeypatch) -> None:
+    monkeypatch.setattr("swarmstream.streams.app.stores.EXPIRE_AT_ONCE", 3)
+    tasks, table, log = store()
+    for i in range(7):
+        tasks.set(f"t{i}", 1_000 + i, DONE)
+    tasks.set("later", 50_000, DONE)
+    log.ack()
+    assert await tasks.expire(20_000) == 7 and len(log.tombstones()) == 7
+    assert list(table.items()) == [("later", table.get("later"))]
