@@ -15,9 +15,9 @@ all 4 partitions into a fresh table, from 0 and from the newest markers, ``recor
 Full: 400,000 writes, 2,000 live tasks; ``--quick``: 100,000 and 500. A third log (``all_live``)
 deletes nothing: every task is still in its window (the soak's restart, issue 21), so the
 horizon can only come from rewrites (``REWRITE_BEHIND_PER_LIVE``); a fourth (``all_live_checkpoints``)
-is the same log with the keeper also writing checkpoints (``streams/engine/checkpoint.py``), which
-a restore from the markers loads before the changelog's tail (``checkpoint_entries`` reports how
-many entries the checkpoints wrote in all).
+is the same log with the keeper writing checkpoints instead (``streams/engine/checkpoint.py``: with
+checkpoints it rewrites nothing), which a restore from the markers loads before the changelog's
+tail (``checkpoint_entries`` reports how many entries the checkpoints wrote in all).
 """
 
 from __future__ import annotations
