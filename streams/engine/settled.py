@@ -85,8 +85,10 @@ class Settled:
 
     def take(self, key: str) -> tuple[int, int] | None:
         """Unsettle ``key``: (partition, offset) it had; None when it was not settled."""
-        row = self._db.execute("DELETE FROM entries WHERE key = ? RETURNING partition, offset", (key,)).fetchone()
+        # no DELETE ... RETURNING: SQLite 3.35 and newer only, and Python uses the system's
+        row = self._db.execute("SELECT partition, offset FROM entries WHERE key = ?", (key,)).fetchone()
         if row is not None:
+            self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
             self._counts[row[0]] -= 1
             self._wrote(1)
         return row  # type: ignore[no-any-return]
