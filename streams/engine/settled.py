@@ -55,8 +55,9 @@ class Settled:
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(_SCHEMA)
         # open now and never opened by name again (no journal, temp tables in memory): unlinked at
-        # once, it is gone with the process however that ends (a SIGKILLed worker leaves no file)
-        shutil.rmtree(folder)
+        # once, it is gone with the process however that ends (a SIGKILLed worker leaves no file;
+        # where an open file cannot be unlinked, Windows, it stays until the temp folder is cleaned)
+        shutil.rmtree(folder, ignore_errors=True)
         self._counts: Counter[int] = Counter()
         self._writes = 0
         self._db.execute("BEGIN")
