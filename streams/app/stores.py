@@ -142,8 +142,10 @@ class WindowedStore:
         return deleted
 
     def _expiry_of(self, task_id: str) -> int | None:
+        """When the task goes, asked again right before its tombstone: None once it is gone or open
+        again (an open task never expires)."""
         entry = self._table.get(task_id)
-        return None if entry is None else _created_of(entry) + self._expires_ms
+        return None if entry is None else self._window_end(entry)
 
     def _wait(self, task_id: str, deadline_ms: int) -> None:
         heapq.heappush(self._by_deadline, (deadline_ms, task_id))  # a task's deadline never changes
