@@ -15,10 +15,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from swarmstream.agents.fallback import circuit
 from swarmstream.agents.fallback.circuit import Admission, CircuitConfig
 from swarmstream.schemas.models import CallRecord
+
+
+@dataclass
+class BoardState:
+    states: dict[str, circuit.State]
+    transitions: list[tuple[str, str, str, int]]
+    """(model, from, to, how many times)."""
 
 
 class CircuitBoard:
@@ -50,6 +58,18 @@ class CircuitBoard:
         self._states[model] = state
         if transition is not None:
             self.transitions[(model, *transition)] += 1
+
+    def state(self) -> BoardState:
+        """The breakers and the transitions counted, to be loaded by another board (a checkpoint
+        of the log). A probe this worker began is in it: a board that loads it waits for that
+        probe's outcome in the log, as this one would have."""
+        return BoardState(states=dict(self._states),
+                          transitions=[(*key, n) for key, n in sorted(self.transitions.items())])
+
+    def load(self, state: BoardState) -> None:
+        """Become a board that folded what ``state`` was taken from."""
+        self._states = dict(state.states)
+        self.transitions = Counter({(model, before, after): n for model, before, after, n in state.transitions})
 
     def states(self) -> Mapping[str, str]:
         return {model: str(circuit.state_of(state)) for model, state in sorted(self._states.items())}

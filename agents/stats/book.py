@@ -121,3 +121,18 @@ class ModelBook:
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {f"{m}|{c}": s.to_dict() for (m, c), s in sorted(self._stats.items())}
+
+    def state(self) -> list[BookEntry]:
+        """Everything folded so far, to be loaded by another book (a checkpoint of the logs)."""
+        return [BookEntry(model, category, stats) for (model, category), stats in sorted(self._stats.items())]
+
+    def load(self, entries: list[BookEntry]) -> None:
+        """Become a book that folded what ``entries`` were taken from (what was folded here is replaced)."""
+        self._stats = {(e.model, e.category): e.stats for e in entries}
+
+
+@dataclass
+class BookEntry:
+    model: str
+    category: str
+    stats: ModelStats

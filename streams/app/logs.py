@@ -2,24 +2,44 @@
 
 ``swarm.calls`` (one CallRecord per model call) and ``swarm.quality``
 (QualityEvents) are keyed by model; every worker reads every partition of
-both from the beginning with a plain consumer (no group), so all workers
-hold the same breakers and model stats, and a restarted worker rebuilds them
-by replaying (DESIGN.md: Tansu never compacts, so the logs hold everything;
-on a real cluster give them a retention of the longest memory you need:
-breaker windows and the quality discount's horizon).
+both with a plain consumer (no group), so all workers hold the same breakers
+and model stats.
+
+A worker that starts does not replay the logs from the beginning: that is
+every call ever made (issue 21's restart after 100,000 tasks: ~300,000
+records, ~7 s of CPU beside the first tasks, and five times that after
+500,000), and Tansu never compacts, so it only grows. Every worker writes a
+checkpoint of its views, with the log offsets they were folded up to, every
+:data:`CHECKPOINT_EVERY_S` while records come in; a new worker loads the
+newest one and folds the logs from its offsets on. The views' counters are
+the same as a replay from the start would make (they are sums of the
+records); a breaker's state is also the writer's probes in flight, which the
+log resolves as it would have on the writer. With no usable checkpoint (none
+written yet, or unreadable) the worker replays from the beginning, as
+before. The checkpoints topic is compacted with one key, so a real cluster
+keeps one record of it; on Tansu it grows by a few kilobytes a checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from typing import Any
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel, ValidationError
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import Record
 from swarmstream.streams.engine.broker import topic_partitions
+from swarmstream.streams.engine.changelog import read_to_end
+
+log = logging.getLogger(__name__)
 
 LOG_FETCH_WAIT_MS = 100
 """Breakers and stats may learn a call's outcome up to this late. At 10 ms this
@@ -29,23 +49,84 @@ that opens 0.1 s later lets a few more calls through to a failing model."""
 
 REPLAY_BATCH_RECORDS = 100
 """Records folded between two yields to the event loop. A record costs ~23 us (decode ~11, fold ~12),
-and a restarted worker replays every call since the start (issue 21's restart: ~300,000 after
-100,000 tasks, ~7 s of CPU) while it restores its tables: with 5,000 at a time and no yield
+and a starting worker folds what was written since the last checkpoint while it restores its
+tables (before checkpoints, every call since the start): with 5,000 at a time and no yield
 (``getmany`` returns at once while records are buffered) the restore, which needs the loop for
 many short steps between fetches, took 9.3 s instead of ~0.5 s alone; 500 at a time, 4.9 s.
 100 hold the loop ~2.5 ms a turn."""
 
+CHECKPOINT_EVERY_S = 10.0
+"""A checkpoint at most this often: a starting worker then folds at most ~10 s of calls (at
+1,000 tasks/s, ~40,000 records, under a second of CPU), and a checkpoint (the views as JSON,
+a few kilobytes per model and category, ~1 ms) costs nothing a worker would notice."""
+
+CHECKPOINT_MIN_RECORDS = 1_000
+"""Nor before this many records were folded since the last one: an idle worker writes none,
+and on Tansu (which keeps every record) the topic grows with the logs, never with time alone."""
+
+CHECKPOINT_TAIL = 8
+"""Records read back from the checkpoints topic's end, the newest usable one loaded: one
+unreadable record (a worker of another version) does not send a new worker back to the
+beginning of the logs."""
+
+CHECKPOINT_KEY = b"views"
+"""The one key: a compacted topic keeps only the newest checkpoint."""
+
+
+def logs_checkpoints_topic(app_id: str) -> str:
+    """Compacted (the ``-changelog`` suffix, ``streams/engine/broker.py``), one partition."""
+    return f"{app_id}-logs-checkpoints-changelog"
+
+
+class Views(Protocol):
+    """What the logs are folded into, as a JSON-able state and back."""
+
+    def dump(self) -> Any: ...
+
+    def load(self, state: Any) -> None: ...
+
+
+class LogsCheckpoint(BaseModel):
+    """The views as folded up to ``positions``: (topic, partition, next offset not folded)."""
+
+    positions: list[tuple[str, int, int]]
+    views: Any
+    written_ms: int
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where the views' checkpoints go (partition 0 of ``topic``) and how they are sent."""
+
+    topic: str
+    views: Views
+    send: Callable[[bytes, bytes], Awaitable[None]]
+    """(key, value) to ``topic``, returning once the broker has it."""
+
 
 async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], None]],
-                      security: Mapping[str, Any] | None = None) -> None:
-    """Apply every record of each topic to its handler, in log order, forever."""
+                      security: Mapping[str, Any] | None = None, checkpoints: Checkpoints | None = None) -> None:
+    """Apply every record of each topic to its handler, in log order, forever: from the newest
+    checkpoint's offsets, its views loaded, where ``checkpoints`` has one; else from the beginning."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=LOG_FETCH_WAIT_MS,
-                                enable_auto_commit=False, **(security or {}))
+                                enable_auto_commit=False, auto_offset_reset="earliest", **(security or {}))
     await consumer.start()
     try:
         tps = [tp for topic in handlers for tp in await topic_partitions(consumer, topic, timeout_s=3600)]
+        start = await newest_checkpoint(consumer, checkpoints.topic) if checkpoints else None
+        if start is not None and checkpoints is not None:
+            try:
+                checkpoints.views.load(start.views)
+            except ValueError as exc:  # a checkpoint of another version's views: fold from the beginning
+                log.warning("the logs checkpoint in %s does not fit these views (%s): folding from the "
+                            "beginning", checkpoints.topic, exc)
+                start = None
+        positions = {TopicPartition(topic, p): offset for topic, p, offset in start.positions} if start else {}
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            consumer.seek(tp, positions.get(tp, 0))
+        folded = 0
+        last_written = time.monotonic()
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=REPLAY_BATCH_RECORDS)
             for tp, records in batches.items():
@@ -53,7 +134,42 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
                 for record in records:
                     with contextlib.suppress(DecodeError):
                         handle(codec().decode(record.value or b""))
+                positions[tp] = records[-1].offset + 1
+                folded += len(records)
+            if (checkpoints is not None and folded >= CHECKPOINT_MIN_RECORDS
+                    and time.monotonic() - last_written >= CHECKPOINT_EVERY_S):
+                await write_checkpoint(checkpoints, positions)
+                folded, last_written = 0, time.monotonic()
             if batches:
                 await asyncio.sleep(0)  # getmany returns at once while records are buffered: let the loop in
     finally:
         await consumer.stop()
+
+
+async def write_checkpoint(checkpoints: Checkpoints, positions: Mapping[TopicPartition, int]) -> None:
+    """The views as they are now, with the offsets they were folded up to (nothing is folded
+    between the two: both are read in one step of the loop)."""
+    value = LogsCheckpoint(positions=[(tp.topic, tp.partition, offset) for tp, offset in sorted(positions.items())],
+                           views=checkpoints.views.dump(), written_ms=int(time.time() * 1000))
+    try:
+        await checkpoints.send(CHECKPOINT_KEY, orjson.dumps(value.model_dump()))
+    except (KafkaError, OSError, ValueError) as exc:  # a checkpoint missed only makes a later start fold more
+        log.warning("logs checkpoint not written (%s: %s)", type(exc).__name__, exc)
+
+
+async def newest_checkpoint(consumer: AIOKafkaConsumer, topic: str) -> LogsCheckpoint | None:
+    """The newest readable checkpoint among the last :data:`CHECKPOINT_TAIL` records of
+    ``topic``'s partition 0 (the high watermark from a fetch: Tansu's ListOffsets end can be
+    short, ``read_to_end``); None when there is none."""
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    reported = (await consumer.end_offsets([tp]))[tp]
+    values: list[bytes] = []
+    await read_to_end(consumer, {tp: max(int(reported) - CHECKPOINT_TAIL, 0)},
+                      lambda _, batch: values.extend(r.value for r in batch if r.value))
+    for value in reversed(values[-CHECKPOINT_TAIL:]):
+        try:
+            return LogsCheckpoint.model_validate_json(value)
+        except ValidationError as exc:
+            log.warning("an unreadable logs checkpoint in %s skipped (%s)", topic, exc.errors()[0]["msg"])
+    return None

@@ -50,6 +50,7 @@ from swarmstream.agents.ports import DeadLetters
 from swarmstream.agents.selection.agent import Selector
 from swarmstream.agents.selection.budget import BudgetLimits, window_end_ms
 from swarmstream.agents.stats.book import ModelBook
+from swarmstream.agents.stats.folded import FoldedViews
 from swarmstream.agents.stats.feedback import FeedbackRecorder
 from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher, Resweeps, overdue
 from swarmstream.schemas.codec import codec
@@ -63,14 +64,14 @@ from swarmstream.schemas.models import (
 from swarmstream.streams.app.graph import Topology
 from swarmstream.streams.app.homing import homed, task_id_in
 from swarmstream.streams.app.judging import embeddings_for, judging_for
-from swarmstream.streams.app.logs import follow_logs
+from swarmstream.streams.app.logs import Checkpoints, follow_logs, logs_checkpoints_topic
 from swarmstream.streams.app.security import aiokafka_security
 from swarmstream.streams.app.settings import DEFAULT_CHAINS, Settings
 from swarmstream.streams.app.stores import ShardedCounters
 from swarmstream.streams.app.tools import tool_turns, wire_tools
 from swarmstream.streams.app.workflows import wire_workflows
 from swarmstream.streams.engine import Engine, InputMessage
-from swarmstream.streams.engine.broker import bootstrap_servers
+from swarmstream.streams.engine.broker import bootstrap_servers, ensure_topics
 from swarmstream.streams.engine.published import PublishedResults
 
 log = logging.getLogger(__name__)
@@ -253,13 +254,17 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
 
     engine.timer(SWEEP_INTERVAL_S, sweep_overdue_tasks)
 
+    views = FoldedViews(book, board)
+
     async def replicated_logs() -> None:
-        # after the first partitions are taken: a restarted worker replays every call since the start
-        # (~300,000 after 100,000 tasks, ~7 s of CPU), which beside its tables' restore doubled it; no
-        # task is handled before that restore, and the stats fill in as tasks are (DESIGN.md, "State")
+        # after the first partitions are taken and restored: the logs' tail since the newest
+        # checkpoint (at most ~10 s of calls) is folded beside the first tasks (streams/app/logs.py)
         await engine.ready.wait()
-        await follow_logs(engine.bootstrap, {names.calls: _fold_call(board, book), names.quality: book.add_quality},
-                          security=engine.security)
+        topic = logs_checkpoints_topic(settings.app_id)
+        await ensure_topics(f"kafka://{engine.bootstrap}", [topic], 1, security=engine.security)
+        checkpoints = Checkpoints(topic, views, lambda key, value: engine.send(topic, key, value, partition=0))
+        await follow_logs(engine.bootstrap, {names.calls: views.fold_call, names.quality: book.add_quality},
+                          security=engine.security, checkpoints=checkpoints)
 
     engine.service(replicated_logs)
 
@@ -326,14 +331,6 @@ def shedding(engine: Engine, settings: Settings) -> Callable[..., Admission] | N
         return decision
 
     return decide
-
-
-def _fold_call(board: CircuitBoard, book: ModelBook) -> Callable[[Any], None]:
-    def fold(record: Any) -> None:
-        board.apply(record)
-        book.add_call(record)
-
-    return fold
 
 
 def spend_expiry(key: str, value: Any) -> int | None:
