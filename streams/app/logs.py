@@ -105,9 +105,11 @@ class Checkpoints:
 
 
 async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], None]],
-                      security: Mapping[str, Any] | None = None, checkpoints: Checkpoints | None = None) -> None:
+                      security: Mapping[str, Any] | None = None, checkpoints: Checkpoints | None = None,
+                      caught_up: asyncio.Event | None = None) -> None:
     """Apply every record of each topic to its handler, in log order, forever: from the newest
-    checkpoint's offsets, its views loaded, where ``checkpoints`` has one; else from the beginning."""
+    checkpoint's offsets, its views loaded, where ``checkpoints`` has one; else from the beginning.
+    ``caught_up`` is set once every partition was folded to the high watermark a fetch reported."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=LOG_FETCH_WAIT_MS,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(security or {}))
     await consumer.start()
@@ -121,10 +123,11 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
                 log.warning("the logs checkpoint in %s does not fit these views (%s): folding from the "
                             "beginning", checkpoints.topic, exc)
                 start = None
-        positions = {TopicPartition(topic, p): offset for topic, p, offset in start.positions} if start else {}
+        loaded = {TopicPartition(topic, p): offset for topic, p, offset in start.positions} if start else {}
+        positions = {tp: loaded.get(tp, 0) for tp in tps}
         consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, positions.get(tp, 0))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
         folded = 0
         last_written = time.monotonic()
         while True:
@@ -140,6 +143,9 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
                     and time.monotonic() - last_written >= CHECKPOINT_EVERY_S):
                 await write_checkpoint(checkpoints, positions)
                 folded, last_written = 0, time.monotonic()
+            if caught_up is not None and not caught_up.is_set() and all(
+                    (high := consumer.highwater(tp)) is not None and positions[tp] >= high for tp in tps):
+                caught_up.set()
             if batches:
                 await asyncio.sleep(0)  # getmany returns at once while records are buffered: let the loop in
     finally:

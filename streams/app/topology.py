@@ -50,8 +50,8 @@ from swarmstream.agents.ports import DeadLetters
 from swarmstream.agents.selection.agent import Selector
 from swarmstream.agents.selection.budget import BudgetLimits, window_end_ms
 from swarmstream.agents.stats.book import ModelBook
-from swarmstream.agents.stats.folded import FoldedViews
 from swarmstream.agents.stats.feedback import FeedbackRecorder
+from swarmstream.agents.stats.folded import FoldedViews
 from swarmstream.agents.taskstate import SWEEP_GRACE_MS, Finisher, Resweeps, overdue
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import (
@@ -64,7 +64,11 @@ from swarmstream.schemas.models import (
 from swarmstream.streams.app.graph import Topology
 from swarmstream.streams.app.homing import homed, task_id_in
 from swarmstream.streams.app.judging import embeddings_for, judging_for
-from swarmstream.streams.app.logs import Checkpoints, follow_logs, logs_checkpoints_topic
+from swarmstream.streams.app.logs import (
+    Checkpoints,
+    follow_logs,
+    logs_checkpoints_topic,
+)
 from swarmstream.streams.app.security import aiokafka_security
 from swarmstream.streams.app.settings import DEFAULT_CHAINS, Settings
 from swarmstream.streams.app.stores import ShardedCounters
@@ -255,17 +259,28 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     engine.timer(SWEEP_INTERVAL_S, sweep_overdue_tasks)
 
     views = FoldedViews(book, board)
+    views_caught_up = asyncio.Event()
 
     async def replicated_logs() -> None:
-        # after the first partitions are taken and restored: the logs' tail since the newest
-        # checkpoint (at most ~10 s of calls) is folded beside the first tasks (streams/app/logs.py)
-        await engine.ready.wait()
+        # from the newest checkpoint (streams/app/logs.py): a tail of ~10 s of calls, folded
+        # beside the first restore, which waits for it (views_first)
         topic = logs_checkpoints_topic(settings.app_id)
         await ensure_topics(f"kafka://{engine.bootstrap}", [topic], 1, security=engine.security)
         checkpoints = Checkpoints(topic, views, lambda key, value: engine.send(topic, key, value, partition=0))
         await follow_logs(engine.bootstrap, {names.calls: views.fold_call, names.quality: book.add_quality},
-                          security=engine.security, checkpoints=checkpoints)
+                          security=engine.security, checkpoints=checkpoints, caught_up=views_caught_up)
 
+    async def views_first(_gained: set[Any]) -> None:
+        # the first tasks are chosen for, and routed around open breakers, with the stats and
+        # breakers the other workers have, not with empty ones
+        try:
+            await asyncio.wait_for(views_caught_up.wait(), VIEWS_WAIT_S)
+        except TimeoutError:
+            log.warning("the model stats and breakers are still being folded from the calls log after %.0f s: "
+                        "tasks are handled meanwhile", VIEWS_WAIT_S)
+            views_caught_up.set()  # warned once; later assignments do not wait
+
+    engine.on_assigned(views_first, beside_restore=True)
     engine.service(replicated_logs)
 
     async def load_published(gained: set[Any]) -> None:
@@ -282,6 +297,13 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     wire_workflows(topo, dispatcher=dispatcher)
     wire_tools(topo, turns)
     return topo
+
+
+VIEWS_WAIT_S = 5.0
+"""How long a starting worker's first partitions wait for the views to be folded up to the logs'
+end. A tail from a checkpoint (~10 s of calls) folds in about a second beside the restore; logs
+with no checkpoint (written before there were any) could take minutes, and tasks are not held
+that long: they are handled with the views as far as they got, as before checkpoints."""
 
 
 def shedding(engine: Engine, settings: Settings) -> Callable[..., Admission] | None:

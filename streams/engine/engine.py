@@ -489,8 +489,9 @@ class Engine:
         if consumer is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
             return  # an aiokafka without it: the wait stays as configured
         paused = consumer.paused()
+        buffered = getattr(fetcher, "_records", {})  # fetched, not handed to getmany yet: not the broker's wait
         watched = [(tp, _fetch_position(consumer, tp), consumer.highwater(tp)) for tp in list(self._parts)
-                   if tp not in paused and consumer._subscription.is_assigned(tp)]
+                   if tp not in paused and tp not in buffered and consumer._subscription.is_assigned(tp)]
         wait_ms = self.fetch_wait.observe(time.monotonic(), watched)
         if wait_ms is not None:
             fetcher._fetch_max_wait_ms = wait_ms  # type: ignore[union-attr]  # read for each fetch request

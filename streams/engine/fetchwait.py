@@ -9,8 +9,9 @@ tasks never reach intake, and nothing says so. A longer wait lets the listing fi
 steady soaks: with 10 ms, 26,942 tasks got no result; with 100 ms every task had one; with
 this rule every task had one too, 7,333 of them timeouts as the listing kept growing).
 
-So the engine watches its partitions: one that the fetcher should be reading (not paused, its
-position behind the high watermark the broker last reported) and whose position has not moved
+So the engine watches its partitions: one that the fetcher should be reading (not paused, no
+fetched records of it waiting to be handed over, its position behind the high watermark the
+broker last reported) and whose position has not moved
 for :data:`STARVED_S` doubles the wait, up to :data:`MAX_FETCH_WAIT_MS`, and the wait never
 comes back down (Tansu's listing only grows). Only a position that does not move counts: under
 steady load a partition is behind at nearly every look (records keep coming), and a rule that

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.agents.stats.book import ModelBook
@@ -22,7 +22,12 @@ from swarmstream.agents.stats.folded import FoldedViews
 from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import CallRecord, QualityEvent
 from swarmstream.streams.app import logs
-from swarmstream.streams.app.logs import CHECKPOINT_KEY, Checkpoints, follow_logs
+from swarmstream.streams.app.logs import (
+    CHECKPOINT_KEY,
+    Checkpoints,
+    LogsCheckpoint,
+    follow_logs,
+)
 from swarmstream.streams.engine.broker import bootstrap_servers, ensure_topics
 
 from tests.conftest import wait_for
@@ -70,7 +75,8 @@ class Logs:
 
 
 @contextlib.asynccontextmanager
-async def following(logs_: Logs, checkpoints: bool = True) -> AsyncIterator[tuple[FoldedViews, list[int]]]:
+async def following(logs_: Logs, checkpoints: bool = True, caught_up: asyncio.Event | None = None
+                    ) -> AsyncIterator[tuple[FoldedViews, list[int]]]:
     """A follower in the background: its views and [records it folded]."""
     views = FoldedViews(ModelBook(), CircuitBoard(lambda _m: CONFIG, lambda: 0))
     folded = [0]
@@ -84,7 +90,8 @@ async def following(logs_: Logs, checkpoints: bool = True) -> AsyncIterator[tupl
     task = asyncio.ensure_future(follow_logs(
         bootstrap_servers(logs_.broker_url),
         {logs_.calls: counted(views.fold_call), logs_.quality: counted(views.book.add_quality)},
-        checkpoints=Checkpoints(logs_.checkpoints, views, logs_.send_checkpoint) if checkpoints else None))
+        checkpoints=Checkpoints(logs_.checkpoints, views, logs_.send_checkpoint) if checkpoints else None,
+        caught_up=caught_up))
     try:
         yield views, folded
     finally:
@@ -93,22 +100,27 @@ async def following(logs_: Logs, checkpoints: bool = True) -> AsyncIterator[tupl
             await task
 
 
-async def _checkpoints_written(logs_: Logs) -> int:
-    """Records in the checkpoints topic, once a readable checkpoint is among them (else 0)."""
+async def _newest_checkpoint(logs_: Logs) -> LogsCheckpoint | None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(logs_.broker_url), group_id=None)
     await consumer.start()
     try:
-        newest = await logs.newest_checkpoint(consumer, logs_.checkpoints)
-        tp = TopicPartition(logs_.checkpoints, 0)
-        return 0 if newest is None else int(consumer.highwater(tp) or 0)
+        return await logs.newest_checkpoint(consumer, logs_.checkpoints)
     finally:
         await consumer.stop()
+
+
+async def _checkpointed(logs_: Logs, records: int) -> None:
+    """Wait until the newest checkpoint was folded up to ``records`` records."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while (newest := await _newest_checkpoint(logs_)) is None or sum(p[2] for p in newest.positions) < records:
+        assert asyncio.get_running_loop().time() < deadline, f"no checkpoint of {records} records in 30 s"
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
 async def logs_(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Logs]:
     monkeypatch.setattr(logs, "CHECKPOINT_EVERY_S", 0.0)
-    monkeypatch.setattr(logs, "CHECKPOINT_MIN_RECORDS", 50)
+    monkeypatch.setattr(logs, "CHECKPOINT_MIN_RECORDS", 1)  # one after every batch folded
     written = await Logs(broker_url).start()
     try:
         yield written
@@ -126,29 +138,28 @@ async def _folded_everything(logs_: Logs) -> Any:
 async def test_a_new_follower_folds_only_what_came_after_the_checkpoint(logs_: Logs) -> None:
     rng = random.Random(7)
     await logs_.write(_records(rng, 600))
-    async with following(logs_) as (_, folded):
-        await wait_for(lambda: folded[0] == 600, timeout_s=30, what="the first follower to fold the logs")
-    assert await _checkpoints_written(logs_) > 0, "the first follower wrote no checkpoint"
+    async with following(logs_):
+        await _checkpointed(logs_, 600)
     await logs_.write(_records(rng, 150))
 
-    async with following(logs_) as (views, folded):
-        expected = await _folded_everything(logs_)
-        await wait_for(lambda: views.dump() == expected, timeout_s=30, what="the views of a fold of everything")
-        assert folded[0] <= 150 + logs.CHECKPOINT_MIN_RECORDS + logs.REPLAY_BATCH_RECORDS, (
-            f"folded {folded[0]} records: the logs from the beginning, not from the checkpoint")
+    expected = await _folded_everything(logs_)
+    caught_up = asyncio.Event()
+    async with following(logs_, caught_up=caught_up) as (views, folded):
+        await asyncio.wait_for(caught_up.wait(), 30)
+        assert views.dump() == expected  # caught up: folded to the end
+        assert folded[0] == 150, f"folded {folded[0]} records, not the 150 written after the checkpoint"
 
 
 async def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(logs_: Logs) -> None:
     rng = random.Random(8)
     await logs_.write(_records(rng, 300))
-    async with following(logs_) as (_, folded):
-        await wait_for(lambda: folded[0] == 300, timeout_s=30, what="the first follower to fold the logs")
-    assert await _checkpoints_written(logs_) > 0
+    async with following(logs_):
+        await _checkpointed(logs_, 300)
     await logs_.send_checkpoint(CHECKPOINT_KEY, b'{"positions": "not a checkpoint"}')
     async with following(logs_) as (views, folded):
         expected = await _folded_everything(logs_)
         await wait_for(lambda: views.dump() == expected, timeout_s=30, what="the views of a fold of everything")
-        assert folded[0] < 300
+        assert folded[0] == 0
 
 
 async def test_views_that_do_not_fit_the_checkpoint_fold_from_the_beginning(logs_: Logs) -> None:
