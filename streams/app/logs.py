@@ -11,7 +11,8 @@ records, ~7 s of CPU beside the first tasks, and five times that after
 500,000), and Tansu never compacts, so it only grows. Every worker writes a
 checkpoint of its views, with the log offsets they were folded up to, every
 :data:`CHECKPOINT_EVERY_S` while records come in; a new worker loads the
-newest one and folds the logs from its offsets on. The views' counters are
+newest one and folds the logs from its offsets on (its first partitions wait
+for that, ``topology.VIEWS_WAIT_S``). The views' counters are
 the same as a replay from the start would make (they are sums of the
 records); a breaker's state is also the writer's probes in flight, which the
 log resolves as it would have on the writer. With no usable checkpoint (none
