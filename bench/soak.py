@@ -24,7 +24,8 @@ definition, over every task not rejected (a timed-out task's overhead is its wai
 Scenarios, each reported with ``rate_per_s``, ``duration_s``, ``statuses`` (results
 per status), ``rss_mb_first``/``rss_mb_last`` (the worker's RSS at the end of the
 first and of the last minute), ``overhead_p99_ms_by_minute`` (by the minute the
-tasks were created in), ``gc_pause_max_ms`` (the worker's longest collection):
+tasks were created in), ``gc_pause_max_ms`` (the worker's longest collection; by minute in
+``gc_pause_max_ms_by_minute``):
 
 - ``steady``: inproc 0 ms models (``provider: inproc``, no HTTP), a fixed rate of
   ``STEADY_LOAD`` (60%) of the burst maximum measured first in the same run
@@ -535,6 +536,10 @@ def figures(tally: Tally, started_ms: int, sampler: Sampler, worker: SoakWorker)
         "e2e_p50_ms": _p(e2e[served], 50),
         "e2e_p99_ms": _p(e2e[served], 99),
         **worker.gc_pauses(sampler.started_s),
+        # when the long pauses were: a ramp's first minute, or a backlog, or throughout
+        "gc_pause_max_ms_by_minute": [worker.gc_pauses(sampler.started_s + 60 * m,
+                                                       sampler.started_s + 60 * (m + 1))["gc_pause_max_ms"]
+                                      for m in range(len(cpu))],
         "worker_warnings": worker_warnings(worker.log_path),
     }
 
