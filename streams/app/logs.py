@@ -27,12 +27,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 from swarmstream.schemas.codec import DecodeError, codec
@@ -75,7 +74,7 @@ CHECKPOINT_KEY = b"views"
 
 
 def logs_checkpoints_topic(app_id: str) -> str:
-    """Compacted (the ``-changelog`` suffix, ``streams/engine/broker.py``), one partition."""
+    """Compacted (the ``-changelog`` suffix, ``streams/engine/broker.py``); only its partition 0 is written."""
     return f"{app_id}-logs-checkpoints-changelog"
 
 
@@ -97,12 +96,11 @@ class LogsCheckpoint(BaseModel):
 
 @dataclass(frozen=True)
 class Checkpoints:
-    """Where the views' checkpoints go (partition 0 of ``topic``) and how they are sent."""
+    """Where the views' checkpoints go: partition 0 of ``topic``, which must exist (a worker
+    creates it at start, ``Engine.writes_to``)."""
 
     topic: str
     views: Views
-    send: Callable[[bytes, bytes], Awaitable[None]]
-    """(key, value) to ``topic``, returning once the broker has it."""
 
 
 async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], None]],
@@ -113,7 +111,10 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
     ``caught_up`` is set once every partition was folded to the high watermark a fetch reported."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=LOG_FETCH_WAIT_MS,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(security or {}))
+    # its own producer: a checkpoint never shares a request (or a stall) with the tasks' records
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(security or {}))
     await consumer.start()
+    await producer.start()
     try:
         tps = [tp for topic in handlers for tp in await topic_partitions(consumer, topic, timeout_s=3600)]
         start = await newest_checkpoint(consumer, checkpoints.topic) if checkpoints else None
@@ -142,7 +143,7 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
                 folded += len(records)
             if (checkpoints is not None and folded >= CHECKPOINT_MIN_RECORDS
                     and time.monotonic() - last_written >= CHECKPOINT_EVERY_S):
-                await write_checkpoint(checkpoints, positions)
+                await write_checkpoint(producer, checkpoints, positions)
                 folded, last_written = 0, time.monotonic()
             if caught_up is not None and not caught_up.is_set() and all(
                     (high := consumer.highwater(tp)) is not None and positions[tp] >= high for tp in tps):
@@ -150,16 +151,19 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
             if batches:
                 await asyncio.sleep(0)  # getmany returns at once while records are buffered: let the loop in
     finally:
+        await producer.stop()
         await consumer.stop()
 
 
-async def write_checkpoint(checkpoints: Checkpoints, positions: Mapping[TopicPartition, int]) -> None:
+async def write_checkpoint(producer: AIOKafkaProducer, checkpoints: Checkpoints,
+                           positions: Mapping[TopicPartition, int]) -> None:
     """The views as they are now, with the offsets they were folded up to (nothing is folded
     between the two: both are read in one step of the loop)."""
     value = LogsCheckpoint(positions=[(tp.topic, tp.partition, offset) for tp, offset in sorted(positions.items())],
                            views=checkpoints.views.dump(), written_ms=int(time.time() * 1000))
     try:
-        await checkpoints.send(CHECKPOINT_KEY, orjson.dumps(value.model_dump()))
+        await producer.send_and_wait(checkpoints.topic, value.model_dump_json().encode(), key=CHECKPOINT_KEY,
+                                     partition=0)
     except (KafkaError, OSError, ValueError) as exc:  # a checkpoint missed only makes a later start fold more
         log.warning("logs checkpoint not written (%s: %s)", type(exc).__name__, exc)
 

@@ -75,7 +75,7 @@ from swarmstream.streams.app.stores import ShardedCounters
 from swarmstream.streams.app.tools import tool_turns, wire_tools
 from swarmstream.streams.app.workflows import wire_workflows
 from swarmstream.streams.engine import Engine, InputMessage
-from swarmstream.streams.engine.broker import bootstrap_servers, ensure_topics
+from swarmstream.streams.engine.broker import bootstrap_servers
 from swarmstream.streams.engine.published import PublishedResults
 
 log = logging.getLogger(__name__)
@@ -261,14 +261,15 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     views = FoldedViews(book, board)
     views_caught_up = asyncio.Event()
 
+    checkpoints_topic = logs_checkpoints_topic(settings.app_id)
+    engine.writes_to(checkpoints_topic)
+
     async def replicated_logs() -> None:
         # from the newest checkpoint (streams/app/logs.py): a tail of ~10 s of calls, folded
         # beside the first restore, which waits for it (views_first)
-        topic = logs_checkpoints_topic(settings.app_id)
-        await ensure_topics(f"kafka://{engine.bootstrap}", [topic], 1, security=engine.security)
-        checkpoints = Checkpoints(topic, views, lambda key, value: engine.send(topic, key, value, partition=0))
         await follow_logs(engine.bootstrap, {names.calls: views.fold_call, names.quality: book.add_quality},
-                          security=engine.security, checkpoints=checkpoints, caught_up=views_caught_up)
+                          security=engine.security, checkpoints=Checkpoints(checkpoints_topic, views),
+                          caught_up=views_caught_up)
 
     async def views_first(_gained: set[Any]) -> None:
         # the first tasks are chosen for, and routed around open breakers, with the stats and

@@ -281,6 +281,7 @@ class Engine:
         self.tables: dict[str, Table] = {}
         self._timers: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         self._services: list[Callable[[], Awaitable[None]]] = []
+        self._written_topics: list[str] = []
         self._on_assigned: list[Callable[[set[TopicPartition]], Awaitable[None]]] = []
         self._beside_restore: list[Callable[[set[TopicPartition]], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -335,6 +336,11 @@ class Engine:
 
     def timer(self, interval_s: float, fn: Callable[[], Awaitable[None]]) -> None:
         self._timers.append((interval_s, fn))
+
+    def writes_to(self, topic: str) -> None:
+        """A topic a service of this worker writes (not a table's changelog): created at start with
+        the others, never while records flow."""
+        self._written_topics.append(topic)
 
     def service(self, fn: Callable[[], Awaitable[None]]) -> None:
         """A coroutine run for the worker's life (a failure is logged, not fatal)."""
@@ -448,7 +454,8 @@ class Engine:
 
     async def start(self) -> None:
         self._failed = asyncio.get_running_loop().create_future()
-        await ensure_topics(f"kafka://{self.bootstrap}", [*self.source_topics(), *self.changelog_topics()],
+        await ensure_topics(f"kafka://{self.bootstrap}",
+                            [*self.source_topics(), *self.changelog_topics(), *self._written_topics],
                             self.partitions, security=self.security)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
                                          max_batch_size=PRODUCER_BATCH_BYTES, partitioner=self._partitioner,

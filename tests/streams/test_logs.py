@@ -90,7 +90,7 @@ async def following(logs_: Logs, checkpoints: bool = True, caught_up: asyncio.Ev
     task = asyncio.ensure_future(follow_logs(
         bootstrap_servers(logs_.broker_url),
         {logs_.calls: counted(views.fold_call), logs_.quality: counted(views.book.add_quality)},
-        checkpoints=Checkpoints(logs_.checkpoints, views, logs_.send_checkpoint) if checkpoints else None,
+        checkpoints=Checkpoints(logs_.checkpoints, views) if checkpoints else None,
         caught_up=caught_up))
     try:
         yield views, folded
