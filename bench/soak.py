@@ -665,9 +665,15 @@ async def fixed_rate(run: Run, stack: Stack, worker: SoakWorker, name: str, phas
         collector.track(tally, SOAK_TIMEOUT_MS)
         started_ms = now_ms()
         sending = asyncio.ensure_future(open_loop(stack, tally, templates, phases))
-        while not sending.done():
-            worker.check_alive()
-            await asyncio.wait([sending], timeout=1.0)
+        try:
+            while not sending.done():
+                worker.check_alive()
+                await asyncio.wait([sending], timeout=1.0)
+        finally:  # a worker that died ends the scenario: its sends stop before the client closes
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
         await sending
         drain_s = await drain(tally, worker)
     meter.stop()
