@@ -826,17 +826,17 @@ async def restart(run: Run) -> dict[str, Any]:
     return out
 
 
-RESTORE_LOG_MARKS = ("Joined group", "restored", "published results of", "assigned")
+RESTORE_LOG_MARKS = ("Joined group", "restored", "published results of", "logs folded", "assigned")
 """The new worker's log lines that time its start: the group joined (the dead member's session
 gone), the tables restored (records read, checkpoints loaded), the published results scanned, the
-partitions taken."""
+calls and quality logs folded from their checkpoint, the partitions taken."""
 
 
 def _restore_lines(log_path: Path) -> list[str]:
     """The new worker's own account of taking its partitions, each line with its time."""
     with contextlib.suppress(OSError):
         lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines()
-                 if any(mark in line for mark in RESTORE_LOG_MARKS)][:6]
+                 if any(mark in line for mark in RESTORE_LOG_MARKS)][:7]
         return [line if len(line) <= 260 else f"{line[:27]} ... {line[-220:]}" for line in lines]
     return []
 

@@ -130,8 +130,8 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
         consumer.assign(tps)
         for tp, offset in positions.items():
             consumer.seek(tp, offset)
-        folded = 0
-        last_written = time.monotonic()
+        folded, since_start = 0, 0
+        started = last_written = time.monotonic()
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=REPLAY_BATCH_RECORDS)
             for tp, records in batches.items():
@@ -141,6 +141,7 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
                         handle(codec().decode(record.value or b""))
                 positions[tp] = records[-1].offset + 1
                 folded += len(records)
+                since_start += len(records)
             if (checkpoints is not None and folded >= CHECKPOINT_MIN_RECORDS
                     and time.monotonic() - last_written >= CHECKPOINT_EVERY_S):
                 await write_checkpoint(producer, checkpoints, positions)
@@ -148,6 +149,9 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
             if caught_up is not None and not caught_up.is_set() and all(
                     (high := consumer.highwater(tp)) is not None and positions[tp] >= high for tp in tps):
                 caught_up.set()
+                log.info("logs folded to their end: %d records in %.2f s, from %s", since_start,
+                         time.monotonic() - started, "the beginning" if start is None else
+                         f"a checkpoint written {time.time() - start.written_ms / 1000:.1f} s before")
             if batches:
                 await asyncio.sleep(0)  # getmany returns at once while records are buffered: let the loop in
     finally:
