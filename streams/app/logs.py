@@ -148,7 +148,7 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
                     and time.monotonic() - last_written >= CHECKPOINT_EVERY_S):
                 await write_checkpoint(producer, checkpoints, positions)
                 folded, last_written = 0, time.monotonic()
-            if waiting and all(
+            if caught_up is not None and waiting and all(
                     (high := consumer.highwater(tp)) is not None and positions[tp] >= high for tp in tps):
                 caught_up.set()
                 log.info("logs folded to their end: %d records in %.2f s, from %s", since_start,

@@ -271,15 +271,19 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
                           security=engine.security, checkpoints=Checkpoints(checkpoints_topic, views),
                           caught_up=views_caught_up)
 
+    waited_for_views = [False]
+
     async def views_first(_gained: set[Any]) -> None:
         # the first tasks are chosen for, and routed around open breakers, with the stats and
-        # breakers the other workers have, not with empty ones
+        # breakers the other workers have, not with empty ones; later assignments never wait
+        if waited_for_views[0]:
+            return
+        waited_for_views[0] = True
         try:
             await asyncio.wait_for(views_caught_up.wait(), VIEWS_WAIT_S)
         except TimeoutError:
             log.warning("the model stats and breakers are still being folded from the calls log after %.0f s: "
                         "tasks are handled meanwhile", VIEWS_WAIT_S)
-            views_caught_up.set()  # warned once; later assignments do not wait
 
     engine.on_assigned(views_first, beside_restore=True)
     engine.service(replicated_logs)
