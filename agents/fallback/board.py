@@ -3,7 +3,8 @@
 Model-call agents append one CallRecord per call to ``swarm.calls`` (keyed
 by model, so each model's records keep their order). Every worker folds the
 whole log into a :class:`CircuitBoard`, so all workers see the same
-breakers, a restarted worker rebuilds them by replaying the log, and
+breakers, a restarted worker rebuilds them from a checkpoint and the log after
+it (``agents/stats/folded.py``), and
 ``swarmstream stats`` recomputes them the same way: the log is the
 changelog. Pure: records in, admissions out.
 

@@ -9,7 +9,7 @@
                                  ├─ consensus: early stop asks more model.<id>; labels ──► quality
                                  └─ chain: retry / next link ──► model.<id> | delays; metrics (table)
     delays ──► (sleep until not_before) ──► model.<id>
-    calls + quality ──► every worker's breakers and model stats (replayed from the start)
+    calls + quality ──► every worker's breakers and model stats (from the newest checkpoint, streams/app/logs.py)
     feedback ──► quality
     undecodable or invalid input ──► dead-letters
 
