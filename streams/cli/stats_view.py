@@ -1,8 +1,10 @@
 """``swarmstream stats``: model stats and quality, chain metrics and every breaker.
 
-It needs no worker: model stats and breakers are folded from the call and
-quality logs exactly as each worker folds them, and chain metrics from their
-table's changelog (last write per key wins, shards added up).
+It needs no worker: model stats and breakers are the workers' newest logs
+checkpoint (``streams/app/logs.py``) with the call and quality logs after it
+folded on, exactly as a starting worker does (the logs from the beginning when
+there is no checkpoint), and chain metrics are folded from their table's
+changelog (last write per key wins, shards added up).
 """
 
 from __future__ import annotations
@@ -15,26 +17,31 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.stats.book import ModelBook
+from swarmstream.agents.stats.folded import FoldedViews
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
+from swarmstream.streams.app.logs import logs_checkpoints_topic, newest_checkpoint
 from swarmstream.streams.app.settings import Settings
 from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
 
 
-async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5,
-                   security: Mapping[str, Any] | None = None) -> list[tuple[bytes | None, bytes | None]]:
+async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5, security: Mapping[str, Any] | None = None,
+                   starts: Mapping[TopicPartition, int] | None = None) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of ``topic`` (from ``starts`` where given, else the beginning) until none
+    came for ``idle_s``."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10,
-                                **(security or {}))
+                                auto_offset_reset="earliest", **(security or {}))
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topic, timeout_s=2.0)
         if not tps:
             return []
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            consumer.seek(tp, (starts or {}).get(tp, 0))
         records: list[tuple[bytes | None, bytes | None]] = []
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < idle_s:
@@ -66,10 +73,13 @@ async def collect(settings: Settings) -> dict[str, Any]:
     from swarmstream.streams.app.topology import chains_for
 
     security = aiokafka_security(settings)
+    config = chains_for(settings, load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1"))
+    views = FoldedViews(ModelBook(), CircuitBoard(config.circuit_for, now_ms))
+    starts = await _from_checkpoint(settings, views, security)
     chains_raw, calls_raw, quality_raw = await asyncio.gather(
         read_all(settings.broker, f"{settings.app_id}-chain-metrics-changelog", security=security),
-        read_all(settings.broker, settings.topics.calls, security=security),
-        read_all(settings.broker, settings.topics.quality, security=security),
+        read_all(settings.broker, settings.topics.calls, security=security, starts=starts),
+        read_all(settings.broker, settings.topics.quality, security=security, starts=starts),
     )
     chains: dict[str, dict[str, int]] = defaultdict(dict)
     for key, counts in fold_table(chains_raw).items():
@@ -77,23 +87,42 @@ async def collect(settings: Settings) -> dict[str, Any]:
         for metric, n in counts.items():
             chains[chain][metric] = chains[chain].get(metric, 0) + n
 
-    config = chains_for(settings, load_catalog(settings.models, sim_url=settings.sim_url or "http://127.0.0.1:1/v1"))
-    board = CircuitBoard(config.circuit_for, now_ms)
-    book = ModelBook()
     for _key, value in calls_raw:
         with contextlib.suppress(DecodeError):
-            record = codec().decode_as(value or b"", CallRecord)
-            board.apply(record)
-            book.add_call(record)
+            views.fold_call(codec().decode_as(value or b"", CallRecord))
     for _key, value in quality_raw:
         with contextlib.suppress(DecodeError):
-            book.add_quality(codec().decode_as(value or b"", QualityEvent))
+            views.book.add_quality(codec().decode_as(value or b"", QualityEvent))
+    book, board = views.book, views.board
     return {
         "models": book.snapshot(),
         "chains": dict(chains),
         "breakers": dict(board.states()),
         "breaker_transitions": [{"model": m, "from": a, "to": b, "count": n} for (m, a, b), n in board.transitions.items()],
     }
+
+
+async def _from_checkpoint(settings: Settings, views: FoldedViews,
+                           security: Mapping[str, Any]) -> dict[TopicPartition, int]:
+    """The newest logs checkpoint loaded into ``views``; the offsets to fold on from (none: from the
+    beginning, as when no worker has written one yet)."""
+    topic = logs_checkpoints_topic(settings.app_id)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings.broker), group_id=None,
+                                fetch_max_wait_ms=10, **security)
+    await consumer.start()
+    try:
+        if not await topic_partitions(consumer, topic, timeout_s=2.0):
+            return {}
+        checkpoint = await newest_checkpoint(consumer, topic)
+    finally:
+        await consumer.stop()
+    if checkpoint is None:
+        return {}
+    try:
+        views.load(checkpoint.views)
+    except ValueError:  # another version's views: fold from the beginning
+        return {}
+    return {TopicPartition(topic, p): offset for topic, p, offset in checkpoint.positions}
 
 
 def render(view: dict[str, Any]) -> str:
