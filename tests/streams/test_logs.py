@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.agents.stats.book import ModelBook
@@ -100,21 +100,24 @@ async def following(logs_: Logs, checkpoints: bool = True, caught_up: asyncio.Ev
             await task
 
 
-async def _newest_checkpoint(logs_: Logs) -> LogsCheckpoint | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(logs_.broker_url), group_id=None)
+async def _checkpointed(logs_: Logs, records: int) -> None:
+    """Wait (reading the checkpoints as they are written) until one was folded up to ``records``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(logs_.broker_url), group_id=None,
+                                auto_offset_reset="earliest")
     await consumer.start()
     try:
-        return await logs.newest_checkpoint(consumer, logs_.checkpoints)
+        consumer.assign([TopicPartition(logs_.checkpoints, 0)])
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                for record in batch:
+                    checkpoint = LogsCheckpoint.model_validate_json(record.value or b"")
+                    if sum(offset for _, _, offset in checkpoint.positions) >= records:
+                        return
+        raise AssertionError(f"no checkpoint of {records} records in 30 s")
     finally:
         await consumer.stop()
-
-
-async def _checkpointed(logs_: Logs, records: int) -> None:
-    """Wait until the newest checkpoint was folded up to ``records`` records."""
-    deadline = asyncio.get_running_loop().time() + 30
-    while (newest := await _newest_checkpoint(logs_)) is None or sum(p[2] for p in newest.positions) < records:
-        assert asyncio.get_running_loop().time() < deadline, f"no checkpoint of {records} records in 30 s"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
