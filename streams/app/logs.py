@@ -93,6 +93,9 @@ class LogsCheckpoint(BaseModel):
     views: Any
     written_ms: int
 
+    def offsets(self) -> dict[TopicPartition, int]:
+        return {TopicPartition(topic, partition): offset for topic, partition, offset in self.positions}
+
 
 @dataclass(frozen=True)
 class Checkpoints:
@@ -121,15 +124,8 @@ async def follow_logs(bootstrap: str, handlers: Mapping[str, Callable[[Record], 
     try:
         found = await asyncio.gather(*(topic_partitions(consumer, topic, timeout_s=3600) for topic in handlers))
         tps = [tp for partitions in found for tp in partitions]
-        start = await newest_checkpoint(consumer, checkpoints.topic) if checkpoints else None
-        if start is not None and checkpoints is not None:
-            try:
-                checkpoints.views.load(start.views)
-            except ValueError as exc:  # a checkpoint of another version's views: fold from the beginning
-                log.warning("the logs checkpoint in %s does not fit these views (%s): folding from the "
-                            "beginning", checkpoints.topic, exc)
-                start = None
-        loaded = {TopicPartition(topic, p): offset for topic, p, offset in start.positions} if start else {}
+        start = await load_newest(consumer, checkpoints.topic, checkpoints.views) if checkpoints else None
+        loaded = start.offsets() if start else {}
         positions = {tp: loaded.get(tp, 0) for tp in tps}
         consumer.assign(tps)
         for tp, offset in positions.items():
@@ -175,6 +171,20 @@ async def write_checkpoint(producer: AIOKafkaProducer, checkpoints: Checkpoints,
                                      partition=0)
     except (KafkaError, OSError, ValueError) as exc:  # a checkpoint missed only makes a later start fold more
         log.warning("logs checkpoint not written (%s: %s)", type(exc).__name__, exc)
+
+
+async def load_newest(consumer: AIOKafkaConsumer, topic: str, views: Views) -> LogsCheckpoint | None:
+    """The newest checkpoint, loaded into ``views``; None (the logs are folded from the beginning)
+    when there is none, or none that fits these views (another version's)."""
+    checkpoint = await newest_checkpoint(consumer, topic)
+    if checkpoint is None:
+        return None
+    try:
+        views.load(checkpoint.views)
+    except ValueError as exc:
+        log.warning("the logs checkpoint in %s does not fit these views (%s): folding from the beginning", topic, exc)
+        return None
+    return checkpoint
 
 
 async def newest_checkpoint(consumer: AIOKafkaConsumer, topic: str) -> LogsCheckpoint | None:

@@ -23,7 +23,7 @@ from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.folded import FoldedViews
 from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
-from swarmstream.streams.app.logs import logs_checkpoints_topic, newest_checkpoint
+from swarmstream.streams.app.logs import load_newest, logs_checkpoints_topic
 from swarmstream.streams.app.settings import Settings
 from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
 
@@ -113,16 +113,10 @@ async def _from_checkpoint(settings: Settings, views: FoldedViews,
     try:
         if not await topic_partitions(consumer, topic, timeout_s=2.0):
             return {}
-        checkpoint = await newest_checkpoint(consumer, topic)
+        checkpoint = await load_newest(consumer, topic, views)
     finally:
         await consumer.stop()
-    if checkpoint is None:
-        return {}
-    try:
-        views.load(checkpoint.views)
-    except ValueError:  # another version's views: fold from the beginning
-        return {}
-    return {TopicPartition(topic, p): offset for topic, p, offset in checkpoint.positions}
+    return checkpoint.offsets() if checkpoint else {}
 
 
 def render(view: dict[str, Any]) -> str:
