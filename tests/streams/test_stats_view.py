@@ -7,6 +7,7 @@ from swarmstream.agents.fallback.board import CircuitBoard
 from swarmstream.agents.fallback.circuit import CircuitConfig
 from swarmstream.agents.stats.book import ModelBook
 from swarmstream.agents.stats.folded import FoldedViews
+from swarmstream.schemas.codec import codec
 from swarmstream.schemas.models import CallRecord, TaskRequest
 from swarmstream.streams.app.logs import (
     CHECKPOINT_KEY,
@@ -19,6 +20,17 @@ from swarmstream.streams.engine.broker import (
     topic_partitions,
     true_end_offsets,
 )
+from tests.conftest import read_raw
+
+
+async def flaky_failures_logged(stack, count: int) -> None:
+    """Wait until ``count`` failed calls of ``flaky`` are in the calls log: a task's result can be
+    read before its model's call record, sent beside the reply, is (different partitions)."""
+    decode = codec().decode
+    failures = await read_raw(stack.broker_url, stack.settings.topics.calls, timeout_s=30,
+                              keep=lambda r: (c := decode(r.value)).model_id == "flaky" and not c.ok,
+                              until=lambda kept: len(kept) >= count)
+    assert len(failures) >= count, f"{len(failures)} of {count} failed flaky calls logged"
 
 
 async def test_stats_show_models_chains_and_breakers(stack) -> None:
@@ -26,6 +38,7 @@ async def test_stats_show_models_chains_and_breakers(stack) -> None:
         task = TaskRequest(prompt="What is 1 + 5? Answer with a number.", answer_type="number", mode="chain",
                            chain=chain)
         await stack.client.result(await stack.client.submit(task), timeout_s=30)
+    await flaky_failures_logged(stack, 2)
 
     view = await collect(stack.settings.model_copy(update={"broker": stack.broker_url}))
 
@@ -45,6 +58,7 @@ async def test_stats_start_from_the_workers_logs_checkpoint(stack) -> None:
     settings = stack.settings.model_copy(update={"broker": stack.broker_url})
     task = TaskRequest(prompt="What is 1 + 5? Answer with a number.", answer_type="number", mode="chain", chain="two")
     await stack.client.result(await stack.client.submit(task), timeout_s=30)
+    await flaky_failures_logged(stack, 1)
     names = settings.topics
     bootstrap = bootstrap_servers(stack.broker_url)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
@@ -74,6 +88,7 @@ async def test_stats_start_from_the_workers_logs_checkpoint(stack) -> None:
     assert "flaky|*" not in view["models"]  # folded before the checkpoint: not read again
 
     await stack.client.result(await stack.client.submit(task.model_copy(update={"task_id": "after"})), timeout_s=30)
+    await flaky_failures_logged(stack, 2)
     after = await collect(settings)
     assert after["models"]["ghost|*"]["calls"] == 7
     assert after["models"]["flaky|*"]["failures"] == {"server_error": 1}  # the task after the checkpoint, only
