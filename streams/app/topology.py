@@ -100,7 +100,8 @@ def create_engine(settings: Settings, broker_url: str) -> Engine:
     return Engine(app_id=settings.app_id, bootstrap=bootstrap_servers(broker_url), partitions=settings.partitions,
                   session_timeout_s=settings.session_timeout_s, heartbeat_interval_s=settings.heartbeat_interval_s,
                   commit_interval_s=settings.commit_interval_s, max_poll_records=settings.max_poll_records,
-                  fetch_max_wait_ms=settings.fetch_max_wait_ms, producer_linger_ms=settings.producer_linger_ms,
+                  fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,
+                  producer_linger_ms=settings.producer_linger_ms,
                   group_instance_id=settings.group_instance_id, security=aiokafka_security(settings),
                   traced=settings.tracing, data_dir=settings.data_dir if settings.store == "rocksdb://" else None)
 

@@ -257,7 +257,8 @@ class Engine:
 
     def __init__(self, *, app_id: str, bootstrap: str, partitions: int, session_timeout_s: float = 2.0,
                  heartbeat_interval_s: float = 0.3, commit_interval_s: float = 0.5, max_poll_records: int = 500,
-                 fetch_max_wait_ms: int = 10, producer_linger_ms: int = 2, group_instance_id: str | None = None,
+                 fetch_max_wait_ms: int = 10, fetch_min_bytes: int = 1, producer_linger_ms: int = 2,
+                 group_instance_id: str | None = None,
                  security: Mapping[str, Any] | None = None, traced: bool = False,
                  data_dir: Path | None = None) -> None:
         """``data_dir``: keep tables on local disk there as well (``SWARM_STORE=rocksdb://``), so a
@@ -272,6 +273,7 @@ class Engine:
         self._commit_interval_s = commit_interval_s
         self._max_poll_records = max_poll_records
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_min_bytes = fetch_min_bytes
         self.fetch_wait = FetchWait(fetch_max_wait_ms)
         self._linger_ms = producer_linger_ms
         self._group_instance_id = group_instance_id
@@ -476,6 +478,7 @@ class Engine:
             rebalance_timeout_ms=int(self._session_timeout_s * 1000),
             max_poll_records=self._max_poll_records,
             fetch_max_wait_ms=self._fetch_max_wait_ms,
+            fetch_min_bytes=self._fetch_min_bytes,
             **self.security,
         )
         self.consumer.subscribe(self.source_topics(), listener=_Listener(self))
