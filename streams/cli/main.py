@@ -55,6 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from swarmstream.streams.app.worker import run_worker
+    from swarmstream.streams.engine.broker import BrokerRefused
 
     settings = _settings()
     if not settings.broker:
@@ -66,7 +67,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.log_format != "json":  # with JSON logs, stderr carries only JSON lines
         _status(f"swarmstream worker: starting on {settings.broker} (group {settings.app_id}, topics "
                 f"{settings.topic_prefix}.*); SIGTERM or Ctrl-C stops it")
-    run_worker(settings, settings.broker, loglevel=args.loglevel)
+    try:
+        run_worker(settings, settings.broker, loglevel=args.loglevel)
+    except BrokerRefused as exc:
+        print(f"swarmstream worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -72,6 +72,10 @@ class BrokerError(RuntimeError):
     """The embedded broker could not be found or started."""
 
 
+class BrokerRefused(ValueError):
+    """The broker refuses a setting of ours: the message names the setting to change."""
+
+
 def free_port() -> int:
     """A loopback port free right now (the OS picks it; someone may take it before it is used)."""
     with socket.socket() as sock:

@@ -66,11 +66,11 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from swarmstream.streams.engine import tracing
 from swarmstream.streams.engine.batching import Batcher, OnAck
-from swarmstream.streams.engine.broker import ensure_topics
+from swarmstream.streams.engine.broker import BrokerRefused, ensure_topics
 from swarmstream.streams.engine.changelog import DiskStore, Table, restore_tables
 from swarmstream.streams.engine.checkpoint import checkpoints_topic
 from swarmstream.streams.engine.fencing import (
@@ -482,7 +482,13 @@ class Engine:
             **self.security,
         )
         self.consumer.subscribe(self.source_topics(), listener=_Listener(self))
-        await self.consumer.start()
+        try:
+            await self.consumer.start()
+        except InvalidSessionTimeoutError:
+            raise BrokerRefused(
+                f"the broker refuses a {self._session_timeout_s:g} s session timeout: it must lie within the "
+                f"broker's group.min.session.timeout.ms and group.max.session.timeout.ms (Apache Kafka's "
+                f"defaults: 6 s and 30 min); set SWARM_SESSION_TIMEOUT_S within them") from None
         watch_heartbeats(self.consumer, self._lease, self._fence)
         for fn in self._services:
             self._spawn(_logged(fn, fn.__name__))
