@@ -31,7 +31,11 @@ from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, TaskResult, now_ms
 from swarmstream.streams.app.security import aiokafka_security
 from swarmstream.streams.app.settings import Settings
-from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.engine.broker import (
+    bootstrap_servers,
+    read_to_end,
+    topic_partitions,
+)
 from swarmstream.streams.observe.calls import MIN_SPAN_MS, CallWindow, ModelRow
 
 __all__ = ["MIN_SPAN_MS", "CallWindow", "ModelRow", "collect_top", "render_top", "run_tail", "run_top"]
@@ -114,17 +118,15 @@ def _call_window(settings: Settings, window_s: float) -> CallWindow:
     return CallWindow(CircuitBoard(config.circuit_for, now_ms), window_s=window_s)
 
 
-async def collect_top(settings: Settings, *, window_s: float = 60.0, idle_s: float = 0.5) -> list[ModelRow]:
-    """One snapshot: the call log read to its end (until ``idle_s`` brings nothing), folded."""
+async def collect_top(settings: Settings, *, window_s: float = 60.0) -> list[ModelRow]:
+    """One snapshot: the call log read to its end, folded."""
     window = _call_window(settings, window_s)
     consumer = _consumer(settings)
     await consumer.start()
     try:
         await _assign(consumer, settings.topics.calls, from_beginning=True, timeout_s=TOPIC_WAIT_S)
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < idle_s:
-            if _fold(window, await consumer.getmany(timeout_ms=100, max_records=5000)):
-                idle_since = time.monotonic()
+        async for batch in read_to_end(consumer, consumer.assignment()):
+            _fold(window, batch)
     finally:
         await consumer.stop()
     return window.rows(now_ms())

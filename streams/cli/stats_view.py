@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -25,31 +24,26 @@ from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
 from swarmstream.streams.app.logs import load_newest, logs_checkpoints_topic
 from swarmstream.streams.app.settings import Settings
-from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.engine.broker import (
+    bootstrap_servers,
+    read_to_end,
+    topic_partitions,
+)
 
 
-async def read_all(broker_url: str, topic: str, *, idle_s: float = 0.5, security: Mapping[str, Any] | None = None,
+async def read_all(broker_url: str, topic: str, *, security: Mapping[str, Any] | None = None,
                    starts: Mapping[TopicPartition, int] | None = None) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record of ``topic`` (from ``starts`` where given, else the beginning) until none
-    came for ``idle_s``."""
+    """Every record of ``topic`` (from ``starts`` where given, else the beginning) to its end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10,
                                 auto_offset_reset="earliest", **(security or {}))
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topic, timeout_s=2.0)
-        if not tps:
-            return []
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, (starts or {}).get(tp, 0))
-        records: list[tuple[bytes | None, bytes | None]] = []
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
-            if batch:
-                idle_since = time.monotonic()
-            records += [(r.key, r.value) for rs in batch.values() for r in rs]
-        return records
+        return [(r.key, r.value) async for batch in read_to_end(consumer, tps)
+                for rs in batch.values() for r in rs]
     finally:
         await consumer.stop()
 

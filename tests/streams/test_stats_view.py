@@ -20,6 +20,7 @@ from swarmstream.streams.engine.broker import (
     topic_partitions,
     true_end_offsets,
 )
+
 from tests.conftest import read_raw
 
 
