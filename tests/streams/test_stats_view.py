@@ -25,8 +25,8 @@ from tests.conftest import read_raw
 
 
 async def flaky_failures_logged(stack, count: int) -> None:
-    """Wait until ``count`` failed calls of ``flaky`` are in the calls log: a task's result can be
-    read before its model's call record, sent beside the reply, is (different partitions)."""
+    """Wait until ``count`` failed calls of ``flaky`` are in the calls log: call records go out
+    beside the replies, to other partitions than the result, so a result says nothing of them."""
     decode = codec().decode
     failures = await read_raw(stack.broker_url, stack.settings.topics.calls, timeout_s=30,
                               keep=lambda r: (c := decode(r.value)).model_id == "flaky" and not c.ok,
