@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     fetch_min_bytes: int = Field(
         1, ge=1, description="how much a fetch waits to gather (up to the fetch wait). On Apache Kafka 4.0 at 300 "
         "tasks/s, 8192 took the worker from 0.95 to 0.70 of a core (1 returns at once with a few records, so the "
-        "fetch loop runs as fast as the worker can turn it) for +4 ms at the median; not measured on the embedded broker"
+        "fetch loop runs as fast as the worker can turn it) for +4 ms at the median; not measured on the embedded "
+        "broker"
     )
     max_poll_records: int = Field(500, ge=1)
     producer_linger_ms: int = Field(

@@ -39,6 +39,8 @@ async def read_all(broker_url: str, topic: str, *, security: Mapping[str, Any] |
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topic, timeout_s=2.0)
+        if not tps:
+            return []
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, (starts or {}).get(tp, 0))
