@@ -125,6 +125,12 @@ def build(settings: Settings, broker_url: str, catalog: Catalog) -> Topology:
     engine = create_engine(settings, broker_url)
     topo = Topology(engine, settings, catalog)
     names = settings.topics
+    # Every topic of the pipeline, not only those the worker reads: on a cluster that does not
+    # create topics when they are named (Apache Kafka with auto.create.topics.enable=false, as
+    # deploy/ runs it) a first worker's published-results scan waited on a results topic nobody
+    # had made, and the worker failed 40 s later.
+    for topic in names.all(list(catalog.models)):
+        engine.writes_to(topic)
     chains_config = chains_for(settings, catalog)
     dead_letters = DeadLetters(topo.emit, names.dead_letters)
 

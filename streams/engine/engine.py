@@ -457,7 +457,7 @@ class Engine:
     async def start(self) -> None:
         self._failed = asyncio.get_running_loop().create_future()
         await ensure_topics(f"kafka://{self.bootstrap}",
-                            [*self.source_topics(), *self.changelog_topics(), *self._written_topics],
+                            dict.fromkeys([*self.source_topics(), *self.changelog_topics(), *self._written_topics]),
                             self.partitions, security=self.security)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
                                          max_batch_size=PRODUCER_BATCH_BYTES, partitioner=self._partitioner,

@@ -1,0 +1,42 @@
+"""A worker started alone creates every topic of the pipeline, as it sizes them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from swarmstream.agents.models.catalog import load_catalog
+from swarmstream.streams.app.settings import Settings
+from swarmstream.streams.app.worker import WorkerProcess
+from swarmstream.streams.cli.runtime import unique_settings
+from swarmstream.streams.engine.broker import bootstrap_servers
+
+from tests.conftest import TEST_CHAINS, TEST_FLEET
+
+
+async def test_a_worker_alone_creates_every_topic_with_its_partitions(broker_url: str, tmp_path: Path) -> None:
+    """On Apache Kafka with auto.create.topics.enable=false (deploy/), a worker with no client
+    before it failed: its published-results scan waited on a results topic nobody had made.
+    Tansu creates a topic when it is named, with 4 partitions; the worker's are 3 here, so a
+    topic the worker did not create itself shows as 4."""
+    settings = unique_settings(Settings(models=TEST_FLEET, chains=TEST_CHAINS, partitions=3,
+                                        sim_url="http://127.0.0.1:9"))  # no model is called
+    expected = settings.topics.all(list(load_catalog(settings.models, sim_url=settings.sim_url).models))
+    worker = WorkerProcess(settings, broker_url, log_path=str(tmp_path / "worker.log"))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            worker.check_alive()
+            existing = await consumer._client.fetch_all_metadata()  # lists topics, creates none
+            counts = {t: len(existing.partitions_for_topic(t) or ()) for t in expected}
+            if all(n == 3 for n in counts.values()):
+                break
+            assert time.monotonic() < deadline, f"topics not made with 3 partitions: {counts}"
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
+        worker.stop()
