@@ -31,11 +31,8 @@ from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, TaskResult, now_ms
 from swarmstream.streams.app.security import aiokafka_security
 from swarmstream.streams.app.settings import Settings
-from swarmstream.streams.engine.broker import (
-    bootstrap_servers,
-    read_to_end,
-    topic_partitions,
-)
+from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.engine.changelog import read_to_end
 from swarmstream.streams.observe.calls import MIN_SPAN_MS, CallWindow, ModelRow
 
 __all__ = ["MIN_SPAN_MS", "CallWindow", "ModelRow", "collect_top", "render_top", "run_tail", "run_top"]
@@ -125,8 +122,8 @@ async def collect_top(settings: Settings, *, window_s: float = 60.0) -> list[Mod
     await consumer.start()
     try:
         await _assign(consumer, settings.topics.calls, from_beginning=True, timeout_s=TOPIC_WAIT_S)
-        async for batch in read_to_end(consumer, consumer.assignment()):
-            _fold(window, batch)
+        firsts = await consumer.beginning_offsets(list(consumer.assignment()))
+        await read_to_end(consumer, firsts, lambda tp, batch: _fold(window, {tp: batch}))
     finally:
         await consumer.stop()
     return window.rows(now_ms())

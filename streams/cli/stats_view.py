@@ -24,28 +24,25 @@ from swarmstream.schemas.codec import DecodeError, codec
 from swarmstream.schemas.models import CallRecord, QualityEvent, now_ms
 from swarmstream.streams.app.logs import load_newest, logs_checkpoints_topic
 from swarmstream.streams.app.settings import Settings
-from swarmstream.streams.engine.broker import (
-    bootstrap_servers,
-    read_to_end,
-    topic_partitions,
-)
+from swarmstream.streams.engine.broker import bootstrap_servers, topic_partitions
+from swarmstream.streams.engine.changelog import read_to_end
 
 
 async def read_all(broker_url: str, topic: str, *, security: Mapping[str, Any] | None = None,
                    starts: Mapping[TopicPartition, int] | None = None) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record of ``topic`` (from ``starts`` where given, else the beginning) to its end."""
+    """Every record of ``topic`` (from ``starts`` where given, else the beginning) to each
+    partition's end as a fetch reports it (``changelog.read_to_end``). It read until 0.5 s
+    brought nothing, and returned nothing when a busy broker answered the first fetch later."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, fetch_max_wait_ms=10,
                                 auto_offset_reset="earliest", **(security or {}))
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topic, timeout_s=2.0)
-        if not tps:
-            return []
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, (starts or {}).get(tp, 0))
-        return [(r.key, r.value) async for batch in read_to_end(consumer, tps)
-                for rs in batch.values() for r in rs]
+        records: list[tuple[bytes | None, bytes | None]] = []
+        if tps:
+            await read_to_end(consumer, {tp: (starts or {}).get(tp, 0) for tp in tps},
+                              lambda _tp, batch: records.extend((r.key, r.value) for r in batch))
+        return records
     finally:
         await consumer.stop()
 

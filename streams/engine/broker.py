@@ -16,11 +16,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -300,30 +300,3 @@ async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_
     finally:
         await consumer.stop()
 
-
-READ_TO_END_TIMEOUT_S = 60.0
-"""How long reading topics to their end may take before a view gives up with an error: a broker
-that answers no fetch is not waited on forever."""
-
-
-async def read_to_end(
-    consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition], *, timeout_s: float = READ_TO_END_TIMEOUT_S
-) -> AsyncIterator[dict[TopicPartition, list[ConsumerRecord]]]:
-    """Batches of the assigned ``tps`` from their positions up to each one's high watermark as
-    its fetches report it (not Tansu's ListOffsets answer, which can be short). Reading until
-    nothing came for a while ended before the first batch when a busy broker answered the
-    first fetch later than that; this waits on the fetches' own answer, up to ``timeout_s``."""
-    parts = list(tps)
-    deadline = time.monotonic() + timeout_s
-
-    async def behind() -> bool:
-        for tp in parts:
-            end = consumer.highwater(tp)  # known once a fetch of the partition answered
-            if end is None or await consumer.position(tp) < end:
-                return True
-        return False
-
-    while await behind():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{sorted({tp.topic for tp in parts})}: not read to the end in {timeout_s:.0f} s")
-        yield await consumer.getmany(*parts, timeout_ms=100, max_records=5000)

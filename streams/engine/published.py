@@ -25,17 +25,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from swarmstream.streams.engine.changelog import read_to_end
+from swarmstream.streams.engine.changelog import RESTORE_FETCH_BYTES, read_to_end
 
 log = logging.getLogger(__name__)
 
 SCAN_RECORDS = 20_000
 """Newest results read per partition at an assignment (~20 s of a fast worker's results)."""
-
-
-SCAN_FETCH_BYTES = 8 << 20
-"""Per partition and fetch, as the tables' restore reads: at aiokafka's 1 MiB default a scan of
-80,000 results (~1 KB each) took ~80 fetches."""
 
 
 class PublishedResults:
@@ -59,7 +54,7 @@ class PublishedResults:
             # earliest: a start before the log's (a broker's retention) reads from its first record
             consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                         auto_offset_reset="earliest", fetch_max_wait_ms=10,
-                                        max_partition_fetch_bytes=SCAN_FETCH_BYTES, **self._security)
+                                        max_partition_fetch_bytes=RESTORE_FETCH_BYTES, **self._security)
             await consumer.start()
             try:
                 consumer.assign(tps)
