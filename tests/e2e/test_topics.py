@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -13,7 +11,7 @@ from swarmstream.streams.app.worker import WorkerProcess
 from swarmstream.streams.cli.runtime import unique_settings
 from swarmstream.streams.engine.broker import bootstrap_servers
 
-from tests.conftest import TEST_CHAINS, TEST_FLEET
+from tests.conftest import TEST_CHAINS, TEST_FLEET, wait_for
 
 
 async def test_a_worker_alone_creates_every_topic_with_its_partitions(broker_url: str, tmp_path: Path) -> None:
@@ -24,19 +22,18 @@ async def test_a_worker_alone_creates_every_topic_with_its_partitions(broker_url
     settings = unique_settings(Settings(models=TEST_FLEET, chains=TEST_CHAINS, partitions=3,
                                         sim_url="http://127.0.0.1:9"))  # no model is called
     expected = settings.topics.all(list(load_catalog(settings.models, sim_url=settings.sim_url).models))
-    worker = WorkerProcess(settings, broker_url, log_path=str(tmp_path / "worker.log"))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None)
-    await consumer.start()
+    log_path = tmp_path / "worker.log"
+    worker = WorkerProcess(settings, broker_url, extra_env={"SWARM_WORKER_LOGLEVEL": "info"}, log_path=str(log_path))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            worker.check_alive()
+        # topics are made before the worker joins its group: once it is assigned, they exist
+        await wait_for(lambda: "partitions (" in log_path.read_text(), timeout_s=60, what="the worker's assignment")
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None)
+        await consumer.start()
+        try:
             existing = await consumer._client.fetch_all_metadata()  # lists topics, creates none
-            counts = {t: len(existing.partitions_for_topic(t) or ()) for t in expected}
-            if all(n == 3 for n in counts.values()):
-                break
-            assert time.monotonic() < deadline, f"topics not made with 3 partitions: {counts}"
-            await asyncio.sleep(0.2)
+        finally:
+            await consumer.stop()
     finally:
-        await consumer.stop()
         worker.stop()
+    counts = {t: len(existing.partitions_for_topic(t) or ()) for t in expected}
+    assert counts == dict.fromkeys(expected, 3)
