@@ -4,8 +4,8 @@ Every worker folds the same two logs (``swarm.calls``: one CallRecord per
 model call; ``swarm.quality``: QualityEvents from confident consensus, chain
 outcomes and feedback) into a :class:`ModelBook`, so all workers share the
 same stats, a restarted worker rebuilds them from the newest checkpoint of
-them and the logs after it (the logs are the changelog; ``agents/stats/folded.py``), and ``swarmstream stats`` shows exactly what the
-selectors see. Pure: records in, numbers out.
+them and the logs after it (the logs are the changelog; ``agents/stats/folded.py``),
+and ``swarmstream stats`` shows exactly what the selectors see. Pure: records in, numbers out.
 
 Quality is a Beta posterior per (model, category) updated with discounting
 (:func:`selection.posterior.update`), so it follows a model whose quality
