@@ -49,7 +49,10 @@ tasks were created in), ``gc_pause_max_ms`` (the worker's longest collection; by
   worker's spawn to the first result of a task sent after the kill (probes are sent
   every ``PROBE_EVERY_S`` from the spawn on), ``rss_mb_after_restart`` its RSS then
   and ``SETTLE_S`` later, beside ``rss_mb_fresh`` (the first worker, started, before
-  any load) and ``rss_mb_before_kill``.
+  any load), ``rss_mb_fresh_loaded`` (the first worker ``SETTLE_S`` into its load: a fresh
+  worker at work, holding what any working worker holds, fetch buffers, producer batches,
+  tasks in flight) and ``rss_mb_before_kill``; ``rss_ratio_after_restart`` divides the
+  RSS at the first result by each of the two.
 
 On the embedded broker the soak measures the broker as much as the worker: Tansu lists every
 batch a partition ever received on each fetch, and stops listing (returning nothing) once the
@@ -468,6 +471,10 @@ class Sampler:
                 broker = proc_cpu_s(self.broker_pid) if self.broker_pid else 0.0
                 self.cpu.append((at, proc_cpu_s(self.worker.pid), broker))
 
+    def first_after(self, seconds: float) -> float | None:
+        """The first RSS sampled at least ``seconds`` after the start."""
+        return next((rss for t, rss in self.samples if t >= seconds), None)
+
     def by_minute(self) -> list[float]:
         """The last sample of each minute (the RSS at its end)."""
         minutes: dict[int, float] = {}
@@ -787,6 +794,7 @@ async def restart(run: Run) -> dict[str, Any]:
                 "tasks_before": tally.results,
                 "cpu_utilisation": {name: round(used / fill_s, 3) for name, used in meter.used_s.items()},
                 **figures(tally, started_ms, sampler, first),
+                "rss_mb_fresh_loaded": sampler.first_after(SETTLE_S),
                 "rss_mb_before_kill": first.rss_mb(),
             })
             first.kill()  # with up to RESTART_WINDOW tasks in flight, as a crash would find them
@@ -813,6 +821,9 @@ async def restart(run: Run) -> dict[str, Any]:
                 "kill_to_spawn_s": round(second.spawned_s - killed_s, 3),
                 "rss_mb_after_restart": rss_at_result,
                 "rss_mb_after_restart_settled": second.rss_mb(),
+                "rss_ratio_after_restart": {
+                    baseline: round(rss_at_result / out[key], 2) if rss_at_result and out.get(key) else None
+                    for baseline, key in (("fresh", "rss_mb_fresh"), ("fresh_loaded", "rss_mb_fresh_loaded"))},
                 "in_flight_at_kill": sent_at_kill - results_at_kill,
                 "in_flight_at_kill_ended": dict(Counter(tally.status[results_at_kill:])),
                 "missing": tally.sent - tally.results,  # every task sent before and after the kill
@@ -910,7 +921,8 @@ def render(result: dict[str, Any]) -> str:
         if name == "restart":
             lines.append(f"    after {row['tasks_before']} tasks: first new result {row['restart_to_result_s']} s "
                          f"after the new worker's spawn; RSS fresh {row['rss_mb_fresh']}, before kill "
-                         f"{row['rss_mb_before_kill']}, after restart {row['rss_mb_after_restart']} "
+                         f"{row['rss_mb_before_kill']}, fresh at work {row['rss_mb_fresh_loaded']}, after restart "
+                         f"{row['rss_mb_after_restart']} "
                          f"({row['rss_mb_after_restart_settled']} {SETTLE_S:.0f} s later) MB")
     lines.append(f"wall {result['wall_s']} s")
     return "\n".join(lines)
