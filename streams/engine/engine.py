@@ -77,6 +77,7 @@ from swarmstream.streams.engine.fencing import (
     Fenced,
     Lease,
     guard_produce_requests,
+    heartbeating,
     membership,
     purge_unsent,
     watch_heartbeats,
@@ -732,8 +733,10 @@ class Engine:
             log.warning("commit before the rebalance failed (%r): the next owner re-reads from the last commit", exc)
 
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self.consumer is not None
         try:
-            await self._take(assigned)
+            async with heartbeating(self.consumer, self._heartbeat_interval_s):
+                await self._take(assigned)
         except Exception as exc:
             # aiokafka only logs a listener's failure; the gained partitions would stay paused
             # (owned here, handled nowhere) for good.

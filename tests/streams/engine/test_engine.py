@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from swarmstream.streams.engine import InputMessage
 from swarmstream.streams.engine.broker import bootstrap_servers, ensure_topics
 from swarmstream.streams.engine.engine import Agent, Engine, RecordTooLarge, _Partition
+from swarmstream.streams.engine.fencing import membership
 
 from tests.conftest import read_raw, wait_for
 
@@ -381,6 +382,44 @@ async def test_a_refused_record_stops_the_worker_uncommitted(broker_url: str) ->
     assert 1 in handled
     async with offsets_of(broker_url, app) as committed:
         assert await committed(TopicPartition(topic, 0)) in (None, 1)  # never past the event whose record was lost
+
+
+async def test_heartbeats_go_on_while_partitions_are_taken(broker_url: str) -> None:
+    """Taking partitions (restoring tables, reading published results) may outlast the session
+    timeout; aiokafka heartbeats only once it is over, so the engine heartbeats meanwhile, and
+    the coordinator keeps the member. Without them this hook waits in vain (none is sent), and
+    on Kafka the member is dropped and fenced right after its assignment."""
+    engine = make_engine(broker_url, f"eng-{_uid()}", partitions=1)
+    session_beats = int(2.0 / 0.3) + 2  # make_engine's session over its heartbeat interval, and more
+    members: list[tuple[str, int]] = []
+
+    async def noop(msg: InputMessage) -> None:
+        return None
+
+    async def long_restore(gained: set[TopicPartition]) -> None:
+        assert engine.consumer is not None
+        coordinator = engine.consumer._coordinator
+        members.append(membership(engine.consumer))
+        beat, accepted = coordinator._do_heartbeat, []
+
+        async def counted() -> bool:
+            ok: bool = await beat()
+            accepted.append(ok)
+            return ok
+
+        coordinator._do_heartbeat = counted
+        try:
+            await wait_for(lambda: sum(accepted) >= session_beats, timeout_s=DEADLINE_S,
+                           what="heartbeats accepted while the partitions are taken")
+        finally:
+            coordinator._do_heartbeat = beat
+
+    engine.agent("noop", [f"eng-{_uid()}-in"], noop, max_in_flight=1)
+    engine.on_assigned(long_restore)
+    async with running(engine):
+        assert engine.consumer is not None
+        assert membership(engine.consumer) == members[0]  # the same member: not dropped, not rejoined
+        assert engine._fenced_from is None and len(members) == 1
 
 
 async def test_a_failed_assignment_stops_the_worker(broker_url: str) -> None:
