@@ -160,9 +160,9 @@ async def heartbeating(consumer: AIOKafkaConsumer, interval_s: float) -> AsyncIt
     """Heartbeats while the body runs. aiokafka starts its heartbeat task only once the
     assignment callback returned, so a callback that restores tables for longer than the
     session timeout has its member dropped by the coordinator: on Apache Kafka, 2 s sessions
-    and a restore of 2 s or more after ``kill -9`` fenced the new worker 0.3 s after its
-    assignment (3 of 5 runs of ``bench soak``'s restart; in two of them it then served nothing
-    for ~150 s). The Java
+    and a restore of ~1.8 s or more after ``kill -9`` got the new worker dropped 0.3 s after
+    its assignment, and each rejoin restored again and was dropped again (a reproduction:
+    126 times in 5.5 minutes, first result 330 s after the spawn). The Java
     client heartbeats from its own thread throughout a callback (KIP-62); these go through
     :func:`watch_heartbeats`' wrapper, so they renew the lease and notice a lost membership too."""
     coordinator = consumer._coordinator
