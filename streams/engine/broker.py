@@ -299,4 +299,3 @@ async def true_end_offsets(bootstrap: str, reported: Mapping[Any, int], *, idle_
         return {orig: max(int(consumer.highwater(tp)), int(reported[orig])) for tp, orig in tps.items()}
     finally:
         await consumer.stop()
-
