@@ -8,6 +8,7 @@ cluster; otherwise the embedded Tansu broker is started once per pytest process
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -50,17 +51,23 @@ def make_stack(broker_url: str, tmp_path: Path) -> Callable[..., object]:
     return factory
 
 
-async def wait_for(condition: Callable[[], bool], *, timeout_s: float, stack: Stack | None = None,
+async def wait_for(condition: Callable[[], bool | Awaitable[bool]], *, timeout_s: float, stack: Stack | None = None,
                    what: str = "condition") -> None:
-    """Poll ``condition`` until true; fail with ``what`` after the deadline (never a fixed sleep)."""
+    """Poll ``condition`` (a plain check, or one that needs I/O and is awaited) until true; fail
+    with ``what`` after the deadline (never a fixed sleep)."""
     deadline = time.monotonic() + timeout_s
-    while not condition():
+    while not await _holds(condition):
         if stack is not None:
             for worker in stack.workers:
                 worker.check_alive()
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
+    held = condition()
+    return await held if inspect.isawaitable(held) else held
 
 
 async def read_raw(broker_url: str, topic: str, *, until: Callable[[list[ConsumerRecord]], bool], timeout_s: float,

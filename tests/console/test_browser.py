@@ -29,7 +29,7 @@ from swarmstream.streams.console.app import Console, serving
 from swarmstream.streams.console.settings import ConsoleSettings
 
 from tests.agents.tools.service import ToolService, http_tool, write_tools_file
-from tests.conftest import TEST_CHAINS, TEST_FLEET, read_topic
+from tests.conftest import TEST_CHAINS, TEST_FLEET, read_topic, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -163,10 +163,7 @@ async def test_a_reviewer_picks_a_candidate_and_every_reviewer_sees_the_item_go(
     async def learned() -> bool:
         return quality(await collect(env.console.settings), "coin", "math")[1] > before[1]
 
-    deadline = time.monotonic() + 20
-    while not await learned():
-        assert time.monotonic() < deadline, "the feedback never reached the model book"
-        await asyncio.sleep(0.2)
+    await wait_for(learned, timeout_s=20, what="the feedback to reach the model book")
     after = quality(await collect(env.console.settings), "coin", "math")
     assert after[0] > before[0]  # the picked model's quality rose: its answer was the right one
 
@@ -238,17 +235,14 @@ async def test_the_fleet_page_shows_a_breaker_open_after_a_model_fails_repeatedl
         assert result.answered_by == "fast-a"
     await ada.goto(f"{env.url}/fleet")
     cell = ada.locator("tr[data-model=breaker] td.breaker")
-    await wait_for_text(cell, "open")
+    await wait_for(lambda: shows(cell, "open"), timeout_s=15, what="the breaker shown open")
     assert "server_error 3" in await ada.locator("tr[data-model=breaker]").inner_text()
     assert await ada.locator("tr[data-model=fast-a] td.breaker").inner_text() == "closed"
     await shoot(ada, "fleet")
 
 
-async def wait_for_text(locator, text: str, timeout_s: float = 15) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not (await locator.count() and (await locator.inner_text()).strip() == text):
-        assert time.monotonic() < deadline, f"never showed {text!r}"
-        await asyncio.sleep(0.1)
+async def shows(locator, text: str) -> bool:  # type: ignore[no-untyped-def]
+    return bool(await locator.count()) and (await locator.inner_text()).strip() == text
 
 
 async def test_the_trail_shows_a_chain_tasks_attempts_in_order(env: Env) -> None:

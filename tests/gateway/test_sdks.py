@@ -15,7 +15,7 @@ from swarmstream.streams.gateway.app import running_gateway
 from swarmstream.streams.gateway.idempotency import Idempotency
 from swarmstream.streams.gateway.settings import GatewaySettings
 
-from tests.conftest import read_raw
+from tests.conftest import read_raw, wait_for
 from tests.gateway.conftest import BROKE_KEY, KEY, SLOW_KEY, Served
 
 QUESTION = "What is 20 + 22? Answer with a number."
@@ -212,10 +212,7 @@ async def test_each_error_raises_the_sdk_s_own_class(served: Served) -> None:
         client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="open", max_retries=0)
         waiting = asyncio.ensure_future(client.chat.completions.create(
             model="slow", messages=question, extra_body={"swarm": {"timeout_ms": 8000}}))
-        deadline = asyncio.get_running_loop().time() + 20
-        while full.replies.waiting < 1:
-            assert asyncio.get_running_loop().time() < deadline, "the first request never got in flight"
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: full.replies.waiting >= 1, timeout_s=20, what="the first request in flight")
         with pytest.raises(openai.InternalServerError) as shed:
             await client.chat.completions.create(model="fast-a", messages=question)
         assert shed.value.status_code == 503

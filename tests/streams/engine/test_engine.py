@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -72,15 +71,6 @@ async def running(*engines: Engine) -> AsyncIterator[None]:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-
-
-async def until(check: Callable[[], Awaitable[bool]], *, what: str, timeout_s: float = DEADLINE_S) -> None:
-    """``wait_for`` for a condition that needs I/O (a committed offset)."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -129,11 +119,12 @@ async def test_commits_never_pass_an_unfinished_event(broker_url: str) -> None:
         await wait_for(lambda: set(handled) == set(range(1, 10)), timeout_s=DEADLINE_S, what="offsets 1..9 handled")
         # A record handled after 1..9 and committed proves a commit ran with them done.
         await produce(broker_url, [(witness, None, b"w", 0)])
-        await until(lambda: _equals(committed(wtp), 1), what="the witness partition committed")
+        await wait_for(lambda: _equals(committed(wtp), 1), what="the witness partition committed", timeout_s=DEADLINE_S)
         assert await committed(tp) in (None, 0), "committed past offset 0 while it was in flight"
         assert engine._parts[tp].commit_at is None
         release.set()
-        await until(lambda: _equals(committed(tp), 10), what="offset 10 committed after the head finished")
+        await wait_for(lambda: _equals(committed(tp), 10), timeout_s=DEADLINE_S,
+                       what="offset 10 committed after the head finished")
     assert handled == [*range(1, 10), 0]
 
 
@@ -262,7 +253,8 @@ async def test_records_it_produced_for_its_own_partitions_are_handled_once_in_or
         for partition in (0, 1):
             tp = TopicPartition(second, partition)
             count = sum(1 for p, _ in handled if p == partition)
-            await until(lambda tp=tp, count=count: _equals(committed(tp), count), what=f"{tp} committed")
+            await wait_for(lambda tp=tp, count=count: _equals(committed(tp), count), timeout_s=DEADLINE_S,
+                           what=f"{tp} committed")
     assert len(handled) == len(set(handled)) == 400
     assert dispatched["fetched"] > 0 and dispatched["handed over"] >= 10, dispatched
     for partition in (0, 1):
@@ -314,7 +306,8 @@ async def test_a_failing_handler_is_logged_and_committed(broker_url: str, caplog
     async with running(engine), offsets_of(broker_url, app) as committed:
         await produce(broker_url, [(topic, None, b"v", 0) for _ in range(3)])
         await wait_for(lambda: handled == [0, 2], timeout_s=DEADLINE_S, what="the record after the failure handled")
-        await until(lambda: _equals(committed(tp), 3), what="the commit past the failed record")
+        await wait_for(lambda: _equals(committed(tp), 3), timeout_s=DEADLINE_S,
+                       what="the commit past the failed record")
     failures = [r for r in caplog.records if "handler failed" in r.getMessage()]
     assert len(failures) == 1 and getattr(failures[0], "offset", None) == 1 and failures[0].exc_info
 
@@ -338,7 +331,8 @@ async def test_a_failing_handler_is_reported_and_what_the_report_sends_is_its_ou
     tp = TopicPartition(topic, 0)
     async with running(engine), offsets_of(broker_url, app) as committed:
         await produce(broker_url, [(topic, None, b"v", 0) for _ in range(3)])
-        await until(lambda: _equals(committed(tp), 3), what="the commit past the failed records")
+        await wait_for(lambda: _equals(committed(tp), 3), timeout_s=DEADLINE_S,
+                       what="the commit past the failed records")
     assert sorted(reported) == [(n, f"bad record {n}") for n in range(3)]
     letters = await read_raw(broker_url, dead, until=lambda records: len(records) >= 3, timeout_s=DEADLINE_S)
     assert sorted(r.value for r in letters) == [f"bad record {n}".encode() for n in range(3)]
