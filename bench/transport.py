@@ -295,6 +295,7 @@ def render(result: dict[str, Any]) -> str:
                      f"{cells[3]:>12} {cells[4]:>7} {cells[5]:>7}{short}")
     if "confluent_missing" in result:
         lines += ["", result["confluent_missing"]]
-    lines += ["", "CPU: the hop process, all threads; loop: the event loop's thread alone", f"wall {result['wall_s']} s"]
+    lines += ["", "CPU: the hop process, all threads; loop: the event loop's thread alone",
+              f"wall {result['wall_s']} s"]
     return "\n".join(lines)
 

@@ -13,10 +13,11 @@ mark follows the result's acknowledgement by one changelog round trip (tens of m
 worker owns a partition nothing else publishes its results, and its next owner scans before it
 publishes one: so the results after the one at risk are the few its owner published in those
 tens of ms, whenever the crash was. :data:`SCAN_RECORDS` per partition covers that with a wide
-margin, and only keys are read (no decoding). The scan reads to each partition's high watermark as a fetch tells it
-(``changelog.read_to_end``), not until the first empty fetch: under load the first fetch is
-slow and empty too, and a scan that ended there knew no result at all (a restart measured
-"0 records read") and would have published every unconfirmed result again.
+margin, and only keys are read (no decoding). The scan reads to each partition's high
+watermark as a fetch tells it (``changelog.read_to_end``), not until the first empty fetch:
+under load the first fetch is slow and empty too, and a scan that ended there knew no result
+at all (a restart measured "0 records read") and would have published every unconfirmed
+result again.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ async def test_commits_never_pass_an_unfinished_event(broker_url: str) -> None:
         await wait_for(lambda: set(handled) == set(range(1, 10)), timeout_s=DEADLINE_S, what="offsets 1..9 handled")
         # A record handled after 1..9 and committed proves a commit ran with them done.
         await produce(broker_url, [(witness, None, b"w", 0)])
-        await wait_for(lambda: _equals(committed(wtp), 1), what="the witness partition committed", timeout_s=DEADLINE_S)
+        await wait_for(lambda: _equals(committed(wtp), 1), timeout_s=DEADLINE_S,
+                       what="the witness partition committed")
         assert await committed(tp) in (None, 0), "committed past offset 0 while it was in flight"
         assert engine._parts[tp].commit_at is None
         release.set()
