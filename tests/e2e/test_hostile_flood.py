@@ -12,10 +12,8 @@ the task topic's commits reach its end (nothing is held back behind a bad record
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -175,10 +173,13 @@ async def committed_to_end(stack, timeout_s: float = 30.0) -> bool:  # type: ign
     tps = [TopicPartition(tasks, p) for p in range(stack.settings.partitions)]
     async with CommittedOffsets(stack.broker_url, stack.settings.app_id, [tasks], stack.settings.partitions) as offsets:
         ends = await true_end_offsets(bootstrap_servers(stack.broker_url), await offsets._consumer.end_offsets(tps))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        async def at_end() -> bool:
             committed = await offsets.read()
-            if all((committed[tp] or 0) >= ends[tp] for tp in tps):
-                return True
-            await asyncio.sleep(0.05)
-    return False
+            return all((committed[tp] or 0) >= ends[tp] for tp in tps)
+
+        try:
+            await wait_for(at_end, timeout_s=timeout_s, what="commits at the task topic's end")
+        except AssertionError:
+            return False
+    return True
